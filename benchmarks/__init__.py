@@ -1,0 +1,13 @@
+"""Benchmarks behind ``ctxgate bench``. Each prints measured figures; none asserts a timing."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.bench == "coldstart":
+        from benchmarks.coldstart import main
+
+        return main(json_output=args.json, repeats=args.repeats)
+    raise SystemExit(f"unknown benchmark {args.bench}")

@@ -1,0 +1,82 @@
+"""HTTP API handler: OpenAI-compatible chat completions with server-side sessions.
+
+Routing and rendering only; every decision is made in :mod:`ctxgate.api.gateway` and the domain below it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ctxgate.api.gateway import HttpResult, get_gateway, resolve_tenant
+from ctxgate.errors import CtxgateError, NotFound
+
+logger = Logger()
+app = APIGatewayHttpResolver()
+
+
+def render(result: HttpResult) -> Response:
+    return Response(result.status, result.content_type, result.text(), headers=result.headers)
+
+
+def tenant() -> str:
+    return resolve_tenant(app.current_event.raw_event)
+
+
+@app.post("/v1/chat/completions")
+def chat_completions() -> Response:
+    event = app.current_event
+    return render(get_gateway().chat_completions(event.decoded_body or "", event.headers, tenant()))
+
+
+@app.get("/v1/sessions/<session_id>")
+def get_session(session_id: str) -> Response:
+    query = app.current_event.query_string_parameters or {}
+    return render(get_gateway().get_session(session_id, query, tenant()))
+
+
+@app.delete("/v1/sessions/<session_id>")
+def delete_session(session_id: str) -> Response:
+    return render(get_gateway().delete_session(session_id, tenant()))
+
+
+@app.get("/v1/models")
+def models() -> Response:
+    return render(get_gateway().models())
+
+
+@app.get("/healthz")
+def healthz() -> Response:
+    return render(HttpResult(200, {"status": "ok"}))
+
+
+@app.exception_handler(CtxgateError)
+def client_error(error: CtxgateError) -> Response:
+    logger.info("request failed", extra={"status": error.status, "code": error.code})
+    return render(HttpResult(error.status, error.to_body()))
+
+
+@app.exception_handler(Exception)
+def server_error(error: Exception) -> Response:
+    logger.exception("unhandled error")
+    body = {
+        "error": {
+            "message": "The gateway failed to serve the request.",
+            "type": "server_error",
+            "code": "internal_error",
+        }
+    }
+    return render(HttpResult(500, body))
+
+
+@app.not_found
+def not_found(_: Exception) -> Response:
+    error = NotFound(f"No route for {app.current_event.http_method} {app.current_event.path}.", code="unknown_route")
+    return render(HttpResult(404, error.to_body()))
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

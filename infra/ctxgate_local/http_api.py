@@ -1,0 +1,151 @@
+"""An emulated API Gateway HTTP API: each HTTP request becomes a payload-format-2.0 event for the function whose
+``HttpApi`` event in template.yaml matches the route, exactly as API Gateway would route it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from ctxgate_local.handlers import invoke
+from ctxgate_local.template import ACCOUNT, Function
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's own limit
+
+
+class Route:
+    def __init__(self, method: str, template: str, function: Function) -> None:
+        self.method = method
+        self.template = template
+        self.function = function
+        pattern = re.sub(r"\\\{([A-Za-z0-9_]+)\\\+\\\}", r"(?P<\1>.+)", re.escape(template))
+        pattern = re.sub(r"\\\{([A-Za-z0-9_]+)\\\}", r"(?P<\1>[^/]+)", pattern)
+        self.regex = re.compile(f"^{pattern}$")
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if self.method not in (method, "ANY"):
+            return None
+        found = self.regex.match(path)
+        return found.groupdict() if found else None
+
+
+def build_routes(functions: dict[str, Function]) -> list[Route]:
+    routes = [Route(m, p, f) for f in functions.values() for m, p in f.routes]
+    # API Gateway prefers the most specific route: literal paths before parameters before greedy ones.
+    routes.sort(key=lambda r: ("+}" in r.template, r.template.count("{"), -len(r.template)))
+    return routes
+
+
+def to_event(
+    method: str, raw_path: str, headers: dict[str, str], body: bytes, route: Route, path_parameters: dict[str, str]
+) -> dict[str, Any]:
+    split = urlsplit(raw_path)
+    query: dict[str, str] = {}
+    for key, value in parse_qsl(split.query, keep_blank_values=True):
+        query[key] = f"{query[key]},{value}" if key in query else value
+    try:
+        text, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode(), True
+    now = time.time()
+    route_key = f"{route.method} {route.template}"
+    return {
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": split.path,
+        "rawQueryString": split.query,
+        "cookies": [c.strip() for c in headers.get("cookie", "").split(";") if c.strip()] or None,
+        "headers": headers,
+        "queryStringParameters": query or None,
+        "pathParameters": path_parameters or None,
+        "requestContext": {
+            "accountId": ACCOUNT,
+            "apiId": "local",
+            "domainName": headers.get("host", "127.0.0.1"),
+            "domainPrefix": "local",
+            "http": {
+                "method": method,
+                "path": split.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("user-agent", ""),
+            },
+            "requestId": str(uuid.uuid4()),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "body": text or None,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def from_result(result: Any) -> tuple[int, dict[str, str], bytes]:
+    """Lambda's payload-2.0 response rules: a dict with statusCode is used as is, anything else is JSON 200."""
+    if not (isinstance(result, dict) and "statusCode" in result):
+        return 200, {"content-type": "application/json"}, json.dumps(result).encode()
+    headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers[name.lower()] = ",".join(values)
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    return int(result["statusCode"]), headers, data
+
+
+def make_server(host: str, port: int, functions: dict[str, Function]) -> ThreadingHTTPServer:
+    routes = build_routes(functions)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "ctxgate-local"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+            self.send_response(status)
+            for name, value in headers.items():
+                if name not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_PAYLOAD_BYTES:
+                self.close_connection = True
+                self._send(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+                return
+            body = self.rfile.read(length) if length else b""
+            headers: dict[str, str] = {}
+            for name, value in self.headers.items():
+                name = name.lower()
+                headers[name] = f"{headers[name]},{value}" if name in headers else value
+            path = urlsplit(self.path).path
+            for route in routes:
+                params = route.match(self.command, path)
+                if params is not None:
+                    break
+            else:
+                self._send(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+                return
+            event = to_event(self.command, self.path, headers, body, route, params)
+            try:
+                status, out_headers, data = from_result(invoke(route.function, event))
+            except Exception:  # what API Gateway answers when the integration fails
+                self._send(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+                raise
+            self._send(status, out_headers, data)
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    return server

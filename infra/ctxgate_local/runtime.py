@@ -1,0 +1,107 @@
+"""``ctxgate local``: moto's server in-process, the template's resources in it, the handlers behind HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ctxgate_local.template import REGION, LocalStack, provision, read_stack
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def find_template(start: Path | None = None) -> Path:
+    """template.yaml in the current directory or a parent, else the repository this package came from."""
+    for directory in [(start or Path.cwd()).resolve(), *(start or Path.cwd()).resolve().parents]:
+        if (directory / "template.yaml").exists():
+            return directory / "template.yaml"
+    bundled = Path(__file__).resolve().parents[2] / "template.yaml"
+    if bundled.exists():
+        return bundled
+    raise FileNotFoundError("template.yaml not found; run ctxgate local from the repository")
+
+
+@dataclass
+class LocalRuntime:
+    stack: LocalStack
+    aws_endpoint: str
+    moto_server: Any
+    http_server: Any = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.http_server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def serve_forever(self) -> None:
+        self.http_server.serve_forever(poll_interval=0.2)
+
+    def stop(self) -> None:
+        if self.http_server is not None:
+            self.http_server.shutdown()
+            self.http_server.server_close()
+        self.moto_server.stop()
+
+
+def start(
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    config: Path | None = None,
+    template: Path | None = None,
+    moto_port: int | None = None,
+) -> LocalRuntime:
+    """Start moto, provision the template's resources, and bind the HTTP API (not yet serving)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
+
+    moto_port = moto_port or free_port(host)
+    moto = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
+    moto.start()
+    endpoint = f"http://{host}:{moto_port}"
+    # The process *is* the Lambda environment for the in-process handlers: point every boto3 client at moto.
+    os.environ.update(FAKE_CREDENTIALS)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ["MOTO_PORT"] = str(moto_port)
+    import boto3
+
+    stack = provision(read_stack(template or find_template()), boto3.session.Session(region_name=REGION))
+    for function in stack.functions.values():
+        os.environ.update(function.environment)
+    if config is not None:
+        os.environ["CTXGATE_MODELS_FILE"] = str(config.resolve())
+    from ctxgate.adapters.aws import reset_clients
+    from ctxgate.settings import get_settings
+
+    get_settings.cache_clear()
+    reset_clients()
+    from ctxgate_local.http_api import make_server
+
+    runtime = LocalRuntime(stack=stack, aws_endpoint=endpoint, moto_server=moto)
+    runtime.http_server = make_server(host, port, stack.functions)
+    return runtime
+
+
+def run_in_thread(runtime: LocalRuntime) -> threading.Thread:
+    thread = threading.Thread(target=runtime.serve_forever, name="ctxgate-local-http", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,284 @@
+"""DynamoDB (+ S3 for large bodies) implementation of :class:`ctxgate.sessions.ports.SessionStore`.
+
+Single-table layout, everything namespaced by tenant::
+
+    pk = "T#{tenant}#S#{session}"   sk = "META"              session metadata; ``last_seq`` versions appends
+    pk = "T#{tenant}#S#{session}"   sk = "TURN#{seq:010d}"   one turn; the message as JSON, or ``body_key`` into S3
+
+An append is one ``TransactWriteItems``: the META update is conditioned on the ``last_seq`` that was read, and
+each turn put on the turn not existing. So two writers can never both take the same sequence numbers, and a
+failed model call (which happens before the append) leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from ctxgate.adapters.aws import client
+from ctxgate.errors import InvalidRequest
+from ctxgate.messages import Message
+from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
+from ctxgate.sessions.ports import AppendConflict, BlobStore
+
+META = "META"
+TURN_PREFIX = "TURN#"
+MAX_TRANSACTION_ITEMS = 100
+
+
+def session_pk(tenant: str, session_id: str) -> str:
+    return f"T#{tenant}#S#{session_id}"
+
+
+def turn_sk(seq: int) -> str:
+    return f"{TURN_PREFIX}{seq:010d}"
+
+
+def session_prefix(tenant: str, session_id: str) -> str:
+    """The S3 prefix holding every object of one session."""
+    return f"tenants/{tenant}/sessions/{session_id}/"
+
+
+class DynamoSessionStore:
+    def __init__(
+        self,
+        table: str,
+        blobs: BlobStore,
+        *,
+        ttl_seconds: int,
+        offload_threshold_bytes: int,
+        dynamodb: Any = None,
+    ) -> None:
+        self.table = table
+        self.blobs = blobs
+        self.ttl_seconds = ttl_seconds
+        self.offload_threshold = offload_threshold_bytes
+        self._ddb = dynamodb
+
+    @property
+    def ddb(self) -> Any:
+        return self._ddb or client("dynamodb")
+
+    # -- reads -------------------------------------------------------------------------------------------------
+
+    def get(self, tenant: str, session_id: str) -> SessionMeta | None:
+        item = self.ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": META}},
+            ConsistentRead=True,
+        ).get("Item")
+        if item is None:
+            return None
+        meta = SessionMeta(
+            tenant=tenant,
+            session_id=session_id,
+            system_prompt=item["system_prompt"]["S"] if "system_prompt" in item else None,
+            model=item["model"]["S"] if "model" in item else None,
+            created_at=float(item["created_at"]["N"]),
+            updated_at=float(item["updated_at"]["N"]),
+            expires_at=int(item["expires_at"]["N"]),
+            last_seq=int(item["last_seq"]["N"]),
+        )
+        if meta.expires_at <= time.time():
+            # DynamoDB deletes expired items lazily (up to days later); an expired session is gone for us now.
+            self.delete(tenant, session_id)
+            return None
+        return meta
+
+    def turns(self, tenant: str, session_id: str, *, after: int = 0, limit: int | None = None) -> TurnPage:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": session_pk(tenant, session_id)},
+                ":lo": {"S": turn_sk(after + 1)},
+                ":hi": {"S": turn_sk(10**10 - 1)},
+            },
+            "ConsistentRead": True,
+        }
+        turns: list[Turn] = []
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit + 1 - len(turns)
+            page = self.ddb.query(**kwargs)
+            turns.extend(self._turn(item) for item in page.get("Items", []))
+            if (limit is not None and len(turns) > limit) or "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if limit is not None and len(turns) > limit:
+            return TurnPage(turns=turns[:limit], next_after=turns[limit - 1].seq)
+        return TurnPage(turns=turns, next_after=None)
+
+    def _turn(self, item: dict[str, Any]) -> Turn:
+        body = self.blobs.get(item["body_key"]["S"]).decode() if "body_key" in item else item["body"]["S"]
+        return Turn(
+            seq=int(item["seq"]["N"]),
+            message=Message.model_validate_json(body),
+            created_at=float(item["created_at"]["N"]),
+            tokens=int(item["tokens"]["N"]),
+        )
+
+    # -- writes ------------------------------------------------------------------------------------------------
+
+    def append(
+        self,
+        tenant: str,
+        session_id: str,
+        *,
+        expected_last_seq: int,
+        messages: list[Message],
+        tokens: list[int],
+        system_prompt: str | None,
+        model: str,
+        now: float,
+    ) -> list[Turn]:
+        if len(messages) + 1 > MAX_TRANSACTION_ITEMS:
+            raise InvalidRequest(
+                f"At most {MAX_TRANSACTION_ITEMS - 2} new messages fit in one stateful request.",
+                code="too_many_messages",
+            )
+        pk = session_pk(tenant, session_id)
+        expires_at = int(now) + self.ttl_seconds
+        turns: list[Turn] = []
+        offloaded: list[str] = []
+        actions: list[dict[str, Any]] = []
+        try:
+            for offset, (message, count) in enumerate(zip(messages, tokens, strict=True), start=1):
+                seq = expected_last_seq + offset
+                body = message.model_dump_json(exclude_none=True)
+                item: dict[str, Any] = {
+                    "pk": {"S": pk},
+                    "sk": {"S": turn_sk(seq)},
+                    "seq": {"N": str(seq)},
+                    "role": {"S": message.role},
+                    "tokens": {"N": str(count)},
+                    "created_at": {"N": repr(now)},
+                    "expires_at": {"N": str(expires_at)},
+                }
+                if len(body.encode()) > self.offload_threshold:
+                    # The key is unique per attempt, so a losing writer can never overwrite a winner's body.
+                    key = f"{session_prefix(tenant, session_id)}turns/{seq:010d}-{uuid.uuid4().hex}.json"
+                    self.blobs.put(key, body.encode())
+                    offloaded.append(key)
+                    item["body_key"] = {"S": key}
+                else:
+                    item["body"] = {"S": body}
+                actions.append(
+                    {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
+                )
+                turns.append(Turn(seq=seq, message=message, created_at=now, tokens=count))
+            actions.insert(
+                0,
+                {
+                    "Update": self._meta_update(
+                        pk, expected_last_seq, len(messages), system_prompt, model, now, expires_at
+                    )
+                },
+            )
+            self.ddb.transact_write_items(TransactItems=actions)
+        except Exception as error:
+            for key in offloaded:
+                self.blobs.delete(key)
+            if _is_conflict(error):
+                raise AppendConflict(f"session {session_id} moved past seq {expected_last_seq}") from error
+            raise
+        return turns
+
+    def _meta_update(
+        self,
+        pk: str,
+        expected_last_seq: int,
+        count: int,
+        system_prompt: str | None,
+        model: str,
+        now: float,
+        expires_at: int,
+    ) -> dict[str, Any]:
+        names = {"#last": "last_seq", "#upd": "updated_at", "#exp": "expires_at", "#model": "model"}
+        values: dict[str, Any] = {
+            ":new": {"N": str(expected_last_seq + count)},
+            ":now": {"N": repr(now)},
+            ":exp": {"N": str(expires_at)},
+            ":model": {"S": model},
+        }
+        sets = ["#last = :new", "#upd = :now", "#exp = :exp", "#model = :model"]
+        if expected_last_seq == 0:
+            condition = "attribute_not_exists(pk)"
+            names["#created"] = "created_at"
+            sets.append("#created = :now")
+            if system_prompt is not None:
+                names["#sys"] = "system_prompt"
+                values[":sys"] = {"S": system_prompt}
+                sets.append("#sys = :sys")
+        else:
+            condition = "#last = :expected"
+            values[":expected"] = {"N": str(expected_last_seq)}
+        return {
+            "TableName": self.table,
+            "Key": {"pk": {"S": pk}, "sk": {"S": META}},
+            "UpdateExpression": "SET " + ", ".join(sets),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def refresh_expiry(self, tenant: str, session_id: str, expires_at: int) -> None:
+        """Extend every turn's TTL to ``expires_at`` so an active session never loses its oldest turns."""
+        pk = session_pk(tenant, session_id)
+        for key in self._keys(pk):
+            if key["sk"]["S"] == META:
+                continue
+            self.ddb.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression="SET expires_at = :exp",
+                ExpressionAttributeValues={":exp": {"N": str(expires_at)}},
+            )
+
+    def delete(self, tenant: str, session_id: str) -> bool:
+        pk = session_pk(tenant, session_id)
+        keys = self._keys(pk)
+        if not keys:
+            return False
+        # Turns and bodies first, META last: an interrupted delete leaves a session that can be deleted again.
+        keys.sort(key=lambda k: k["sk"]["S"] == META)
+        self.blobs.delete_prefix(session_prefix(tenant, session_id))
+        for start in range(0, len(keys), 25):
+            requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+            while requests:
+                result = self.ddb.batch_write_item(RequestItems={self.table: requests})
+                requests = result.get("UnprocessedItems", {}).get(self.table, [])
+        return True
+
+    def _keys(self, pk: str) -> list[dict[str, Any]]:
+        keys: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ProjectionExpression": "pk, sk",
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.ddb.query(**kwargs)
+            keys.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return keys
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _is_conflict(error: Exception) -> bool:
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return False
+    code = response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = response.get("CancellationReasons") or []
+        if not reasons:  # moto and some SDKs omit the reasons; the message still names the failed condition
+            message = str(response.get("Error", {}).get("Message", ""))
+            return "ConditionalCheckFailed" in message or "TransactionConflict" in message
+        return any(r.get("Code") in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons)
+    return False

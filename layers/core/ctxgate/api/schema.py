@@ -1,0 +1,117 @@
+"""OpenAI Chat Completions wire format: request validation and response/stream rendering."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ctxgate.errors import InvalidRequest
+from ctxgate.messages import Completion, GenerationParams, Message, Usage
+
+# Parameters the gateway itself consumes; every other extra field is forwarded to OpenAI-compatible upstreams.
+GATEWAY_ONLY = frozenset({"stream", "stream_options", "n"})
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    model: str = Field(min_length=1, max_length=256)
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    n: int | None = Field(default=None, ge=1, le=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+
+    def params(self) -> GenerationParams:
+        extra = {k: v for k, v in (self.model_extra or {}).items() if k not in GATEWAY_ONLY}
+        if self.max_completion_tokens is not None:
+            extra["max_completion_tokens"] = self.max_completion_tokens
+        return GenerationParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            stop=[self.stop] if isinstance(self.stop, str) else self.stop,
+            seed=self.seed,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            response_format=self.response_format,
+            extra=extra,
+        )
+
+
+def parse_chat_request(body: str) -> ChatCompletionRequest:
+    """Validate a request body. Raises :class:`InvalidRequest` naming the first offending parameter."""
+    try:
+        request = ChatCompletionRequest.model_validate_json(body or "")
+    except ValidationError as error:
+        first = error.errors()[0]
+        if first["type"] in ("json_invalid", "json_type"):
+            raise InvalidRequest(f"The request body is not valid JSON: {first['msg']}", code="invalid_json") from None
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise InvalidRequest(f"Invalid value for {param or 'body'}: {first['msg']}", param=param) from None
+    for index, message in enumerate(request.messages):
+        if message.role in ("user", "system") and not message.text():
+            raise InvalidRequest(f"messages[{index}] ({message.role}) needs non-empty content.", param="messages")
+        if message.role == "tool" and not message.tool_call_id:
+            raise InvalidRequest(f"messages[{index}] (tool) needs a tool_call_id.", param="messages")
+    return request
+
+
+def _usage_body(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
+    }
+
+
+def completion_body(completion: Completion, usage: Usage, model: str) -> dict[str, Any]:
+    message = completion.message.model_dump(exclude_none=True, include={"role", "content", "tool_calls"})
+    message.setdefault("content", None)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": completion.finish_reason, "logprobs": None}],
+        "usage": _usage_body(usage),
+    }
+
+
+def completion_stream(completion: Completion, usage: Usage, model: str, *, include_usage: bool) -> str:
+    """A buffered Server-Sent Events body of ``chat.completion.chunk`` events ending in ``data: [DONE]``."""
+    base = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
+    chunks: list[dict[str, Any]] = []
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> None:
+        chunks.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+
+    chunk({"role": "assistant", "content": ""})
+    text = completion.message.text()
+    for start in range(0, len(text), 64):
+        chunk({"content": text[start : start + 64]})
+    for index, call in enumerate(completion.message.tool_calls or ()):
+        chunk({"tool_calls": [{"index": index, **call.model_dump()}]})
+    chunk({}, completion.finish_reason)
+    if include_usage:
+        chunks.append({**base, "choices": [], "usage": _usage_body(usage)})
+    events = [f"data: {json.dumps(c, separators=(',', ':'))}\n\n" for c in chunks]
+    return "".join(events) + "data: [DONE]\n\n"

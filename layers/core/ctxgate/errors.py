@@ -1,0 +1,79 @@
+"""The one error hierarchy of ctxgate.
+
+Every error that reaches a client is a :class:`CtxgateError`. It carries the HTTP status and the
+OpenAI-style ``type``/``code`` pair, so the API layer maps any of them to
+``{"error": {"message", "type", "code"}}`` without knowing where it came from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class CtxgateError(Exception):
+    """Base class: a failure with a client-facing status, type and code."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.param = param
+
+    def to_body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
+        if self.param is not None:
+            error["param"] = self.param
+        return {"error": error}
+
+
+class InvalidRequest(CtxgateError):
+    """The request is malformed or violates a documented limit (400)."""
+
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+    code = "request_too_large"
+
+
+class NotFound(InvalidRequest):
+    status = 404
+    code = "not_found"
+
+
+class UnknownModel(NotFound):
+    code = "model_not_found"
+
+
+class SessionConflict(CtxgateError):
+    """Concurrent writers kept winning the race for a session's next turn (409)."""
+
+    status = 409
+    type = "conflict_error"
+    code = "session_conflict"
+
+
+class ProviderFailure(CtxgateError):
+    """Every configured provider for a model failed after retries and fallbacks (502/503)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "provider_error"
+
+    def __init__(self, message: str, *, unavailable: bool = False) -> None:
+        super().__init__(message, code="provider_unavailable" if unavailable else "provider_error")
+        self.status = 503 if unavailable else 502
+
+
+class UpstreamRejected(InvalidRequest):
+    """The provider refused the request itself (a non-retryable 4xx): the client must change it."""
+
+    code = "upstream_rejected"

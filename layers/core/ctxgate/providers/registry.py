@@ -1,0 +1,151 @@
+"""Model configuration (a YAML file) and the router that serves a model with retries and fallbacks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ctxgate.errors import ProviderFailure, UnknownModel, UpstreamRejected
+from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest
+from ctxgate.providers.base import Provider, ProviderRejected, ProviderUnusable, TransientProviderError
+from ctxgate.retry import RetryableError, RetryPolicy, call_with_retry
+
+logger = logging.getLogger(__name__)
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    provider: Literal["bedrock", "openai", "anthropic", "echo"]
+    upstream_model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    fallbacks: list[str] = Field(default_factory=list)
+
+
+class ModelsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[ModelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> ModelsFile:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate model names in {names}")
+        for model in self.models:
+            unknown = [f for f in model.fallbacks if f not in names or f == model.name]
+            if unknown:
+                raise ValueError(f"model {model.name!r} has unknown or self fallbacks {unknown}")
+        return self
+
+
+ECHO_ONLY = ModelsFile(models=[ModelConfig(name="echo", provider="echo", upstream_model="echo")])
+
+
+def load_models(path: Path | None) -> ModelsFile:
+    """Read and validate a models YAML file; without one, the only model is ``echo``."""
+    if path is None:
+        return ECHO_ONLY
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text())
+        return ModelsFile.model_validate(raw)
+    except (OSError, yaml.YAMLError, ValidationError) as error:
+        raise ValueError(f"invalid models file {path}: {error}") from error
+
+
+def build_provider(config: ModelConfig, timeout: float) -> Provider:
+    api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
+    if config.provider == "echo":
+        from ctxgate.providers.echo import EchoProvider
+
+        return EchoProvider()
+    if config.provider == "openai":
+        from ctxgate.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(base_url=config.base_url, api_key=api_key, timeout=timeout)
+    if config.provider == "anthropic":
+        from ctxgate.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(base_url=config.base_url, api_key=api_key, timeout=timeout)
+    from ctxgate.providers.bedrock import BedrockProvider
+
+    return BedrockProvider(timeout=timeout)
+
+
+class ModelRouter:
+    """Serves a configured model: retries each candidate, then walks its fallbacks in order.
+
+    Providers are built lazily and reused across requests (they hold HTTP connection pools).
+    """
+
+    def __init__(
+        self,
+        models: ModelsFile,
+        policy: RetryPolicy,
+        *,
+        timeout: float = 60.0,
+        provider_factory: Callable[[ModelConfig, float], Provider] = build_provider,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.models = {m.name: m for m in models.models}
+        self.policy = policy
+        self.timeout = timeout
+        self._factory = provider_factory
+        self._providers: dict[str, Provider] = {}
+        self._lock = threading.Lock()
+        self._sleep = sleep
+
+    def names(self) -> list[str]:
+        return list(self.models)
+
+    def resolve(self, name: str) -> ModelConfig:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise UnknownModel(f"The model `{name}` does not exist. Configured: {', '.join(self.models)}") from None
+
+    def provider(self, config: ModelConfig) -> Provider:
+        with self._lock:
+            if config.name not in self._providers:
+                self._providers[config.name] = self._factory(config, self.timeout)
+            return self._providers[config.name]
+
+    def complete(self, model: str, messages: list[Message], params: GenerationParams) -> tuple[Completion, ModelConfig]:
+        """Returns the completion and the model configuration that actually served it.
+
+        Raises :class:`UpstreamRejected` (4xx) when a provider refuses the request itself, and
+        :class:`ProviderFailure` (502/503) when every candidate failed.
+        """
+        primary = self.resolve(model)
+        candidates = [primary, *(self.models[f] for f in primary.fallbacks)]
+        failures: list[str] = []
+        transient_only = True
+        for config in candidates:
+            provider = self.provider(config)
+            request = ProviderRequest(upstream_model=config.upstream_model, messages=messages, params=params)
+            try:
+                retry_kwargs = {"sleep": self._sleep} if self._sleep is not None else {}
+                completion = call_with_retry(lambda p=provider, r=request: p.complete(r), self.policy, **retry_kwargs)
+                return completion, config
+            except ProviderRejected as error:
+                raise UpstreamRejected(f"model {config.name!r} rejected the request: {error}") from error
+            except RetryableError as error:
+                failures.append(f"{config.name}: {error}")
+            except ProviderUnusable as error:
+                transient_only = False
+                failures.append(f"{config.name}: {error}")
+            logger.warning("model candidate failed", extra={"model": config.name, "error": failures[-1]})
+        raise ProviderFailure("All providers failed: " + " | ".join(failures), unavailable=transient_only)
+
+
+__all__ = ["ModelConfig", "ModelRouter", "ModelsFile", "TransientProviderError", "load_models"]

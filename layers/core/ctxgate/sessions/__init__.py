@@ -1,0 +1,1 @@
+"""Server-side sessions: the history a client no longer re-sends."""

@@ -1,0 +1,46 @@
+"""Session records as the domain sees them, independent of how an adapter stores them."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+from ctxgate.errors import InvalidRequest
+from ctxgate.messages import Message
+
+SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+TENANT_PATTERN = SESSION_ID_PATTERN
+
+
+def validate_session_id(session_id: str) -> str:
+    if not SESSION_ID_PATTERN.fullmatch(session_id or ""):
+        raise InvalidRequest(
+            "Session ids are 1 to 128 characters from [A-Za-z0-9._:-].", code="invalid_session_id", param="X-Session-Id"
+        )
+    return session_id
+
+
+class SessionMeta(BaseModel):
+    tenant: str
+    session_id: str
+    system_prompt: str | None = None
+    model: str | None = None
+    created_at: float
+    updated_at: float
+    expires_at: int
+    last_seq: int = 0
+    """Sequence number of the newest turn; 0 for a session with no turns. It versions every append."""
+
+
+class Turn(BaseModel):
+    seq: int
+    message: Message
+    created_at: float
+    tokens: int
+
+
+class TurnPage(BaseModel):
+    turns: list[Turn]
+    next_after: int | None
+    """Pass as ``after`` to read the next page; None when this page is the last."""

@@ -1,0 +1,61 @@
+"""Ports the session domain depends on. Adapters (DynamoDB, S3) implement them; tests may use fakes."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ctxgate.messages import Message
+from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
+
+
+class AppendConflict(Exception):
+    """Another writer appended to (or created) the session since its version was read."""
+
+
+class SessionStore(Protocol):
+    def get(self, tenant: str, session_id: str) -> SessionMeta | None:
+        """The session's metadata, or None if it does not exist or has expired."""
+        ...
+
+    def turns(self, tenant: str, session_id: str, *, after: int = 0, limit: int | None = None) -> TurnPage:
+        """Turns with ``seq > after`` in order; all of them when ``limit`` is None."""
+        ...
+
+    def append(
+        self,
+        tenant: str,
+        session_id: str,
+        *,
+        expected_last_seq: int,
+        messages: list[Message],
+        tokens: list[int],
+        system_prompt: str | None,
+        model: str,
+        now: float,
+    ) -> list[Turn]:
+        """Atomically store ``messages`` as the next turns, creating the session when ``expected_last_seq`` is 0.
+
+        All turns are written or none is. Raises :class:`AppendConflict` if the session's last sequence is no
+        longer ``expected_last_seq`` (or it was created meanwhile).
+        """
+        ...
+
+    def refresh_expiry(self, tenant: str, session_id: str, expires_at: int) -> None:
+        """Extend the TTL of every turn of the session to ``expires_at``."""
+        ...
+
+    def delete(self, tenant: str, session_id: str) -> bool:
+        """Remove every item and object of the session. False if it did not exist."""
+        ...
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many."""
+        ...

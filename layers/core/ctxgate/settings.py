@@ -1,0 +1,62 @@
+"""The one settings module: every environment variable ctxgate reads is parsed here, once.
+
+``template.yaml`` sets these in ``Globals``; ``ctxgate local`` sets the same names from the template.
+Kept free of pydantic so that importing it costs nothing at cold start.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+BUNDLED_MODELS_FILE = Path(__file__).with_name("models.yaml")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    bucket_name: str
+    models_file: Path | None
+    session_ttl_seconds: int
+    max_request_bytes: int
+    offload_threshold_bytes: int
+    provider_timeout_seconds: float
+    retry_max_attempts: int
+    retry_deadline_seconds: float
+    session_conflict_retries: int
+    default_tenant: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        models = os.environ.get("CTXGATE_MODELS_FILE", "").strip()
+        return cls(
+            table_name=os.environ.get("CTXGATE_TABLE_NAME", "ctxgate-sessions"),
+            bucket_name=os.environ.get("CTXGATE_BUCKET_NAME", "ctxgate-blobs"),
+            models_file=Path(models) if models else (BUNDLED_MODELS_FILE if BUNDLED_MODELS_FILE.exists() else None),
+            session_ttl_seconds=_int("CTXGATE_SESSION_TTL_SECONDS", 30 * 24 * 3600),
+            max_request_bytes=_int("CTXGATE_MAX_REQUEST_BYTES", 2 * 1024 * 1024),
+            offload_threshold_bytes=_int("CTXGATE_OFFLOAD_THRESHOLD_BYTES", 64 * 1024),
+            provider_timeout_seconds=_float("CTXGATE_PROVIDER_TIMEOUT_SECONDS", 60.0),
+            retry_max_attempts=_int("CTXGATE_RETRY_MAX_ATTEMPTS", 3),
+            retry_deadline_seconds=_float("CTXGATE_RETRY_DEADLINE_SECONDS", 25.0),
+            session_conflict_retries=_int("CTXGATE_SESSION_CONFLICT_RETRIES", 6),
+            default_tenant=os.environ.get("CTXGATE_DEFAULT_TENANT", "default"),
+        )
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests that change the environment call ``get_settings.cache_clear()``."""
+    return Settings.from_env()
