@@ -72,6 +72,9 @@ def start(
 
     from moto.server import ThreadedMotoServer
 
+    from ctxgate_local import moto_patches
+
+    moto_patches.apply()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
 
     moto_port = moto_port or free_port(host)

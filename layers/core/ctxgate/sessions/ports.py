@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Protocol
 
 from ctxgate.messages import Message
+from ctxgate.retry import RetryableError
 from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
 
 
-class AppendConflict(Exception):
+class AppendConflict(RetryableError):
     """Another writer appended to (or created) the session since its version was read."""
 
 

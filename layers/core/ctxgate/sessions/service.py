@@ -5,7 +5,6 @@ This is the domain service behind ``POST /v1/chat/completions``. It knows nothin
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from dataclasses import dataclass
 from ctxgate.errors import InvalidRequest, SessionConflict
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
 from ctxgate.providers.registry import ModelRouter
-from ctxgate.sessions.models import SessionMeta, TurnPage, validate_session_id
+from ctxgate.retry import RetryPolicy, call_with_retry
+from ctxgate.sessions.models import SessionMeta, Turn, TurnPage, validate_session_id
 from ctxgate.sessions.ports import AppendConflict, SessionStore
 from ctxgate.tokens import count_message, count_messages
 
@@ -43,13 +43,17 @@ class ChatService:
         *,
         ttl_seconds: int,
         conflict_retries: int,
+        conflict_deadline: float = 20.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.router = router
         self.ttl_seconds = ttl_seconds
-        self.conflict_retries = conflict_retries
+        # Conflicts resolve in milliseconds (someone else just wrote), so back off briefly but try often.
+        self.conflict_policy = RetryPolicy(
+            max_attempts=conflict_retries + 1, base_delay=0.05, max_delay=2.0, deadline=conflict_deadline
+        )
         self.clock = clock
         self.sleep = sleep
 
@@ -62,40 +66,55 @@ class ChatService:
         """Serve one turn of a session whose client sends only the new messages.
 
         On a lost race for the session's next sequence number the whole turn is retried (fresh history, fresh
-        model call), a bounded number of times, then :class:`SessionConflict` (409). Nothing is stored unless the
-        model call succeeded.
+        model call) with the project's retry helper, then :class:`SessionConflict` (409). Nothing is stored
+        unless the model call succeeded.
         """
         validate_session_id(session_id)
         system, new = _split_system(request.messages)
         self.router.resolve(request.model)  # an unknown model is a 404 before any read
-        for attempt in range(self.conflict_retries + 1):
-            meta = self.store.get(tenant, session_id)
-            system_prompt = _system_prompt(meta, system)
-            history = self.store.turns(tenant, session_id).turns if meta else []
-            prompt = [Message(role="system", content=system_prompt)] if system_prompt else []
-            prompt += [turn.message for turn in history] + new
-            completion, config = self.router.complete(request.model, prompt, request.params)
-            reply = completion.message
-            stored = [*new, reply]
-            now = self.clock()
-            try:
-                turns = self.store.append(
-                    tenant,
-                    session_id,
-                    expected_last_seq=meta.last_seq if meta else 0,
-                    messages=stored,
-                    tokens=[count_message(m) for m in stored],
-                    system_prompt=system_prompt if meta is None else None,
-                    model=request.model,
-                    now=now,
-                )
-            except AppendConflict:
-                self.sleep(random.uniform(0.0, min(1.0, 0.02 * 2**attempt)))
-                continue
-            if meta is not None and meta.expires_at - now < self.ttl_seconds / 2:
-                self.store.refresh_expiry(tenant, session_id, int(now) + self.ttl_seconds)
-            return ChatOutcome(completion, _usage(completion, prompt), config.name, session_id, turns[-1].seq)
-        raise SessionConflict(f"Session {session_id} kept changing under concurrent requests; retry the request.")
+        try:
+            return call_with_retry(
+                lambda: self._turn(tenant, session_id, request, system, new), self.conflict_policy, sleep=self.sleep
+            )
+        except AppendConflict:
+            raise SessionConflict(
+                f"Session {session_id} kept changing under concurrent requests; retry the request."
+            ) from None
+
+    def _turn(
+        self, tenant: str, session_id: str, request: ChatRequest, system: Message | None, new: list[Message]
+    ) -> ChatOutcome:
+        meta = self.store.get(tenant, session_id)
+        system_prompt = _system_prompt(meta, system)
+        history = self._history(tenant, session_id, meta)
+        prompt = [Message(role="system", content=system_prompt)] if system_prompt else []
+        prompt += [turn.message for turn in history] + new
+        completion, config = self.router.complete(request.model, prompt, request.params)
+        stored = [*new, completion.message]
+        now = self.clock()
+        turns = self.store.append(
+            tenant,
+            session_id,
+            expected_last_seq=meta.last_seq if meta else 0,
+            messages=stored,
+            tokens=[count_message(m) for m in stored],
+            system_prompt=system_prompt if meta is None else None,
+            model=request.model,
+            now=now,
+        )
+        if meta is not None and meta.expires_at - now < self.ttl_seconds / 2:
+            self.store.refresh_expiry(tenant, session_id, int(now) + self.ttl_seconds)
+        return ChatOutcome(completion, _usage(completion, prompt), config.name, session_id, turns[-1].seq)
+
+    def _history(self, tenant: str, session_id: str, meta: SessionMeta | None) -> list[Turn]:
+        """Exactly the turns up to the version read. A query is not atomic with the META read, so it can see a
+        newer writer's turns (dropped here) or, mid-transaction, miss some (a conflict: retry the turn)."""
+        if meta is None:
+            return []
+        history = [t for t in self.store.turns(tenant, session_id).turns if t.seq <= meta.last_seq]
+        if len(history) != meta.last_seq:
+            raise AppendConflict(f"session {session_id} history is not yet consistent with seq {meta.last_seq}")
+        return history
 
     def session(self, tenant: str, session_id: str, *, after: int, limit: int) -> tuple[SessionMeta, TurnPage] | None:
         validate_session_id(session_id)

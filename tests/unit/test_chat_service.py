@@ -1,0 +1,146 @@
+"""The chat-turn domain service against an in-memory store (the port's contract, no AWS)."""
+
+from __future__ import annotations
+
+import pytest
+from ctxgate.errors import InvalidRequest, ProviderFailure, SessionConflict
+from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest
+from ctxgate.providers.base import TransientProviderError
+from ctxgate.providers.registry import ECHO_ONLY, ModelConfig, ModelRouter, ModelsFile
+from ctxgate.retry import RetryPolicy
+from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
+from ctxgate.sessions.ports import AppendConflict
+from ctxgate.sessions.service import ChatRequest, ChatService
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.meta: dict[tuple[str, str], SessionMeta] = {}
+        self.rows: dict[tuple[str, str], list[Turn]] = {}
+        self.conflicts_to_inject = 0
+
+    def get(self, tenant, session_id):
+        return self.meta.get((tenant, session_id))
+
+    def turns(self, tenant, session_id, *, after=0, limit=None):
+        rows = [t for t in self.rows.get((tenant, session_id), []) if t.seq > after]
+        return TurnPage(turns=rows if limit is None else rows[:limit], next_after=None)
+
+    def append(self, tenant, session_id, *, expected_last_seq, messages, tokens, system_prompt, model, now):
+        if self.conflicts_to_inject:
+            self.conflicts_to_inject -= 1
+            raise AppendConflict("injected")
+        key = (tenant, session_id)
+        current = self.meta.get(key)
+        if (current.last_seq if current else 0) != expected_last_seq:
+            raise AppendConflict("moved")
+        turns = [
+            Turn(seq=expected_last_seq + i, message=m, created_at=now, tokens=t)
+            for i, (m, t) in enumerate(zip(messages, tokens, strict=True), start=1)
+        ]
+        self.rows.setdefault(key, []).extend(turns)
+        self.meta[key] = SessionMeta(
+            tenant=tenant,
+            session_id=session_id,
+            model=model,
+            created_at=now,
+            updated_at=now,
+            expires_at=int(now) + 3600,
+            last_seq=turns[-1].seq,
+            system_prompt=current.system_prompt if current else system_prompt,
+        )
+        return turns
+
+    def refresh_expiry(self, tenant, session_id, expires_at):
+        pass
+
+    def delete(self, tenant, session_id):
+        return self.meta.pop((tenant, session_id), None) is not None
+
+
+class Failing:
+    def complete(self, request: ProviderRequest) -> Completion:
+        raise TransientProviderError("down")
+
+
+def service(store: MemoryStore, router: ModelRouter | None = None) -> ChatService:
+    return ChatService(
+        store,
+        router or ModelRouter(ECHO_ONLY, RetryPolicy()),
+        ttl_seconds=3600,
+        conflict_retries=3,
+        sleep=lambda s: None,
+    )
+
+
+def user(text: str) -> Message:
+    return Message(role="user", content=text)
+
+
+def ask(svc: ChatService, *messages: Message, session: str = "s"):
+    return svc.stateful("t", session, ChatRequest("echo", list(messages), GenerationParams()))
+
+
+def test_history_is_replayed_and_system_prompt_kept_as_metadata():
+    store = MemoryStore()
+    svc = service(store)
+    first = ask(svc, Message(role="system", content="sys"), user("one"))
+    second = ask(svc, user("two"))
+    assert first.completion.message.content == "[echo] received 2 messages; last: one"
+    assert second.completion.message.content == "[echo] received 4 messages; last: two"
+    assert (first.turn, second.turn) == (2, 4)
+    assert [t.message.role for t in store.rows[("t", "s")]] == ["user", "assistant"] * 2
+    assert store.meta[("t", "s")].system_prompt == "sys"
+
+
+def test_repeating_the_same_system_prompt_is_allowed_but_changing_it_is_not():
+    svc = service(MemoryStore())
+    ask(svc, Message(role="system", content="sys"), user("one"))
+    assert ask(svc, Message(role="system", content="sys"), user("two")).turn == 4
+    with pytest.raises(InvalidRequest) as caught:
+        ask(svc, Message(role="system", content="other"), user("three"))
+    assert caught.value.code == "system_prompt_conflict"
+
+
+def test_a_lost_race_retries_the_whole_turn():
+    store = MemoryStore()
+    svc = service(store)
+    store.conflicts_to_inject = 2
+    assert ask(svc, user("one")).turn == 2
+
+
+def test_endless_conflicts_become_a_409_and_store_nothing():
+    store = MemoryStore()
+    store.conflicts_to_inject = 100
+    with pytest.raises(SessionConflict) as caught:
+        ask(service(store), user("one"))
+    assert caught.value.status == 409 and store.rows == {}
+
+
+def test_a_failed_model_call_stores_nothing():
+    store = MemoryStore()
+    models = ModelsFile(models=[ModelConfig(name="echo", provider="openai", upstream_model="x")])
+    router = ModelRouter(
+        models, RetryPolicy(max_attempts=2, base_delay=0), provider_factory=lambda c, t: Failing(), sleep=lambda s: None
+    )
+    with pytest.raises(ProviderFailure):
+        ask(service(store, router), user("one"))
+    assert store.rows == {} and store.meta == {}
+
+
+def test_stateless_requests_store_nothing():
+    store = MemoryStore()
+    outcome = service(store).stateless(ChatRequest("echo", [user("x")], GenerationParams()))
+    assert outcome.turn is None and store.rows == {}
+
+
+@pytest.mark.parametrize("session_id", ["", "has space", "x" * 129, "semi;colon", "slash/y"])
+def test_bad_session_ids_are_rejected(session_id):
+    with pytest.raises(InvalidRequest) as caught:
+        ask(service(MemoryStore()), user("x"), session=session_id)
+    assert caught.value.code == "invalid_session_id"
+
+
+def test_a_stateful_request_needs_a_non_system_message():
+    with pytest.raises(InvalidRequest):
+        ask(service(MemoryStore()), Message(role="system", content="only"))
