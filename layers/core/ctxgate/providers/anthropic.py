@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ctxgate.messages import Completion, FunctionCall, Message, ProviderRequest, ToolCall, Usage
-from ctxgate.providers.base import ProviderRejected, TransientProviderError, raise_for_http_status
-
-if TYPE_CHECKING:
-    import httpx
+from ctxgate.providers.base import HttpProvider, ProviderRejected, alternate_roles
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
@@ -47,18 +44,7 @@ def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
 def to_anthropic(request: ProviderRequest) -> dict[str, Any]:
     """Convert to a Messages API body: top-level system, alternating roles, tool results as user blocks."""
     system = "\n\n".join(m.text() for m in request.messages if m.role == "system")
-    turns: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message.role == "system":
-            continue
-        role = "assistant" if message.role == "assistant" else "user"
-        blocks = _blocks(message)
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+    turns = alternate_roles(request.messages, _blocks)
     params = request.params
     body: dict[str, Any] = {
         "model": request.upstream_model,
@@ -109,38 +95,15 @@ def from_anthropic(data: dict[str, Any]) -> Completion:
     return Completion(message=message, finish_reason=STOP_REASONS.get(data.get("stop_reason", ""), "stop"), usage=usage)
 
 
-class AnthropicProvider:
-    def __init__(
-        self, *, base_url: str | None, api_key: str | None, timeout: float, client: httpx.Client | None = None
-    ) -> None:
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.api_key = api_key
-        self.timeout = timeout
-        self._client = client
-
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(timeout=self.timeout)
-        return self._client
+class AnthropicProvider(HttpProvider):
+    name = "anthropic"
+    default_base_url = DEFAULT_BASE_URL
 
     def complete(self, request: ProviderRequest) -> Completion:
-        import httpx
-
         headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
         if self.api_key:
             headers["x-api-key"] = self.api_key
-        try:
-            response = self.client.post(f"{self.base_url}/v1/messages", json=to_anthropic(request), headers=headers)
-        except httpx.TransportError as error:
-            raise TransientProviderError(f"anthropic transport error: {error!r}") from error
-        raise_for_http_status(response, "anthropic")
-        try:
-            data = response.json()
-        except ValueError as error:
-            raise TransientProviderError(f"anthropic returned an unreadable body: {response.text[:200]}") from error
+        data = self.post("/v1/messages", to_anthropic(request), headers)
         if data.get("type") == "error":
             raise ProviderRejected(f"anthropic error: {data.get('error')}")
         return from_anthropic(data)

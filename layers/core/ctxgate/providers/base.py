@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import email.utils
 import time
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ctxgate.retry import RetryableError
 
 if TYPE_CHECKING:
     import httpx
 
-    from ctxgate.messages import Completion, ProviderRequest
+    from ctxgate.messages import Completion, Message, ProviderRequest
 
 
 class Provider(Protocol):
@@ -77,3 +78,65 @@ def raise_for_http_status(response: httpx.Response, provider: str) -> None:
     if status in REJECTED_STATUS:
         raise ProviderRejected(message, status)
     raise ProviderUnusable(message)
+
+
+class HttpProvider:
+    """Shared plumbing of the httpx-based adapters: base URL, key, timeout and one pooled client per provider.
+
+    ``post`` maps transport failures (timeouts, refused connections) and HTTP errors to the taxonomy above.
+    """
+
+    name = "http"
+    default_base_url = ""
+
+    def __init__(
+        self, *, base_url: str | None, api_key: str | None, timeout: float, client: httpx.Client | None = None
+    ) -> None:
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self._client = client
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=self.timeout)
+        return self._client
+
+    def post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+        import httpx
+
+        try:
+            response = self.client.post(f"{self.base_url}{path}", json=body, headers=headers)
+        except httpx.TransportError as error:
+            raise TransientProviderError(f"{self.name} transport error: {error!r}") from error
+        raise_for_http_status(response, self.name)
+        try:
+            data = response.json()
+        except ValueError as error:
+            raise TransientProviderError(f"{self.name} returned an unreadable body: {response.text[:200]}") from error
+        if not isinstance(data, dict):
+            raise TransientProviderError(f"{self.name} returned an unexpected body: {response.text[:200]}")
+        return data
+
+
+def alternate_roles(
+    messages: list[Message], to_blocks: Callable[[Message], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Anthropic and Bedrock take user/assistant turns with content blocks, and no system or tool role: tool
+    results travel as user blocks, and consecutive messages of one role merge into one turn."""
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = to_blocks(message)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return turns

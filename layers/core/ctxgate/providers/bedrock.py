@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from ctxgate.messages import Completion, FunctionCall, Message, ProviderRequest, ToolCall, Usage
-from ctxgate.providers.base import ProviderRejected, ProviderUnusable, TransientProviderError
+from ctxgate.providers.base import ProviderRejected, ProviderUnusable, TransientProviderError, alternate_roles
 
 TRANSIENT_CODES = frozenset(
     {
@@ -50,19 +50,7 @@ def to_converse(request: ProviderRequest) -> dict[str, Any]:
     system = [{"text": m.text()} for m in request.messages if m.role == "system" and m.text()]
     if system:
         kwargs["system"] = system
-    messages: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message.role == "system":
-            continue
-        role = "assistant" if message.role == "assistant" else "user"
-        blocks = _content(message)
-        if not blocks:
-            continue
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)
-        else:
-            messages.append({"role": role, "content": blocks})
-    kwargs["messages"] = messages
+    kwargs["messages"] = alternate_roles(request.messages, _content)
     params = request.params
     inference: dict[str, Any] = {}
     if params.output_limit() is not None:

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ctxgate.messages import Completion, Message, ProviderRequest, Usage
-from ctxgate.providers.base import ProviderRejected, TransientProviderError, raise_for_http_status
-
-if TYPE_CHECKING:
-    import httpx
+from ctxgate.providers.base import HttpProvider, ProviderRejected, TransientProviderError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class OpenAIProvider:
-    def __init__(
-        self, *, base_url: str | None, api_key: str | None, timeout: float, client: httpx.Client | None = None
-    ) -> None:
-        self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
-        self.api_key = api_key
-        self.timeout = timeout
-        self._client = client
-
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(timeout=self.timeout)
-        return self._client
+class OpenAIProvider(HttpProvider):
+    name = "openai"
+    default_base_url = DEFAULT_BASE_URL
 
     def payload(self, request: ProviderRequest) -> dict[str, Any]:
         params = request.params
@@ -41,24 +25,15 @@ class OpenAIProvider:
         return body
 
     def complete(self, request: ProviderRequest) -> Completion:
-        import httpx
-
         headers = {"content-type": "application/json"}
         if self.api_key:
             headers["authorization"] = f"Bearer {self.api_key}"
+        data = self.post("/chat/completions", self.payload(request), headers)
         try:
-            response = self.client.post(
-                f"{self.base_url}/chat/completions", json=self.payload(request), headers=headers
-            )
-        except httpx.TransportError as error:  # connect/read timeouts, refused connections, protocol errors
-            raise TransientProviderError(f"openai transport error: {error!r}") from error
-        raise_for_http_status(response, "openai")
-        try:
-            data = response.json()
             choice = data["choices"][0]
             message = Message.model_validate({**choice["message"], "role": "assistant"})
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise TransientProviderError(f"openai returned an unreadable body: {response.text[:200]}") from error
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise TransientProviderError(f"openai returned an unreadable body: {str(data)[:200]}") from error
         usage = None
         if isinstance(data.get("usage"), dict):
             raw = data["usage"]
