@@ -42,6 +42,27 @@ def delete_session(session_id: str) -> Response:
     return render(get_gateway().delete_session(session_id, tenant()))
 
 
+@app.get("/v1/sessions/<session_id>/context")
+def get_context(session_id: str) -> Response:
+    query = app.current_event.query_string_parameters or {}
+    return render(get_gateway().get_context(session_id, query, tenant()))
+
+
+@app.post("/v1/sessions/<session_id>/pins")
+def add_pin(session_id: str) -> Response:
+    return render(get_gateway().add_pin(session_id, app.current_event.decoded_body or "", tenant()))
+
+
+@app.get("/v1/sessions/<session_id>/pins")
+def list_pins(session_id: str) -> Response:
+    return render(get_gateway().list_pins(session_id, tenant()))
+
+
+@app.delete("/v1/sessions/<session_id>/pins/<pin_id>")
+def delete_pin(session_id: str, pin_id: str) -> Response:
+    return render(get_gateway().delete_pin(session_id, pin_id, tenant()))
+
+
 @app.get("/v1/models")
 def models() -> Response:
     return render(get_gateway().models())

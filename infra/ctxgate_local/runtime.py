@@ -43,6 +43,7 @@ class LocalRuntime:
     aws_endpoint: str
     moto_server: Any
     http_server: Any = None
+    pollers: Any = None
 
     @property
     def base_url(self) -> str:
@@ -53,6 +54,8 @@ class LocalRuntime:
         self.http_server.serve_forever(poll_interval=0.2)
 
     def stop(self) -> None:
+        if self.pollers is not None:
+            self.pollers.stop()
         if self.http_server is not None:
             self.http_server.shutdown()
             self.http_server.server_close()
@@ -98,9 +101,12 @@ def start(
     get_settings.cache_clear()
     reset_clients()
     from ctxgate_local.http_api import make_server
+    from ctxgate_local.sqs_delivery import QueuePollers
 
     runtime = LocalRuntime(stack=stack, aws_endpoint=endpoint, moto_server=moto)
     runtime.http_server = make_server(host, port, stack.functions)
+    runtime.pollers = QueuePollers(stack, boto3.session.Session(region_name=REGION))
+    runtime.pollers.start()
     return runtime
 
 

@@ -59,6 +59,15 @@ class Function:
     timeout: int
     routes: list[tuple[str, str]] = field(default_factory=list)
     """(METHOD, path template) pairs from its HttpApi events."""
+    queues: list[QueueMapping] = field(default_factory=list)
+    """Its SQS event source mappings."""
+
+
+@dataclass
+class QueueMapping:
+    queue_logical_id: str
+    batch_size: int
+    report_failures: bool
 
 
 @dataclass
@@ -227,7 +236,17 @@ def _function(stack: LocalStack, logical_id: str, props: dict[str, Any]) -> Func
         for event in props.get("Events", {}).values()
         if event.get("Type") == "HttpApi"
     ]
+    queues = [
+        QueueMapping(
+            queue_logical_id=event["Properties"]["Queue"]["Fn::GetAtt"][0],
+            batch_size=int(event["Properties"].get("BatchSize", 10)),
+            report_failures="ReportBatchItemFailures" in event["Properties"].get("FunctionResponseTypes", []),
+        )
+        for event in props.get("Events", {}).values()
+        if event.get("Type") == "SQS"
+    ]
     return Function(
+        queues=queues,
         logical_id=logical_id,
         code_uri=stack.root / props["CodeUri"],
         handler=props["Handler"],

@@ -6,19 +6,20 @@ import threading
 import time
 
 import pytest
+from ctxgate.adapters.dynamodb_context import DynamoContextStore
 from ctxgate.adapters.dynamodb_sessions import DynamoSessionStore, session_pk
 from ctxgate.adapters.s3_blobs import S3BlobStore
 from ctxgate.errors import SessionConflict
 from ctxgate.messages import GenerationParams, Message
-from ctxgate.providers.registry import ECHO_ONLY, ModelRouter
-from ctxgate.retry import RetryPolicy
 from ctxgate.sessions.ports import AppendConflict
-from ctxgate.sessions.service import ChatRequest, ChatService
+from ctxgate.sessions.service import ChatRequest
+
+from tests.fakes import chat_service
 
 
 @pytest.fixture
 def store(aws) -> DynamoSessionStore:
-    return DynamoSessionStore(aws.table, S3BlobStore(aws.bucket), ttl_seconds=3600, offload_threshold_bytes=4096)
+    return DynamoContextStore(aws.table, S3BlobStore(aws.bucket), ttl_seconds=3600, offload_threshold_bytes=4096)
 
 
 def append(store, seq, *texts, session="s1", tenant="default", system=None):
@@ -104,9 +105,7 @@ def test_an_expired_session_is_gone_and_can_start_again(aws):
 
 def test_twenty_concurrent_turns_on_one_session_lose_and_duplicate_nothing(store):
     # GIVEN 20 clients sending one turn each to the same session at the same moment
-    service = ChatService(
-        store, ModelRouter(ECHO_ONLY, RetryPolicy()), ttl_seconds=3600, conflict_retries=40, conflict_deadline=120
-    )
+    service = chat_service(store, conflict_retries=40, conflict_deadline=120)
     results: dict[int, object] = {}
     barrier = threading.Barrier(20)
 

@@ -6,56 +6,11 @@ import pytest
 from ctxgate.errors import InvalidRequest, ProviderFailure, SessionConflict
 from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest
 from ctxgate.providers.base import TransientProviderError
-from ctxgate.providers.registry import ECHO_ONLY, ModelConfig, ModelRouter, ModelsFile
+from ctxgate.providers.registry import ModelConfig, ModelRouter, ModelsFile
 from ctxgate.retry import RetryPolicy
-from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
-from ctxgate.sessions.ports import AppendConflict
 from ctxgate.sessions.service import ChatRequest, ChatService
 
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.meta: dict[tuple[str, str], SessionMeta] = {}
-        self.rows: dict[tuple[str, str], list[Turn]] = {}
-        self.conflicts_to_inject = 0
-
-    def get(self, tenant, session_id):
-        return self.meta.get((tenant, session_id))
-
-    def turns(self, tenant, session_id, *, after=0, limit=None):
-        rows = [t for t in self.rows.get((tenant, session_id), []) if t.seq > after]
-        return TurnPage(turns=rows if limit is None else rows[:limit], next_after=None)
-
-    def append(self, tenant, session_id, *, expected_last_seq, messages, tokens, system_prompt, model, now):
-        if self.conflicts_to_inject:
-            self.conflicts_to_inject -= 1
-            raise AppendConflict("injected")
-        key = (tenant, session_id)
-        current = self.meta.get(key)
-        if (current.last_seq if current else 0) != expected_last_seq:
-            raise AppendConflict("moved")
-        turns = [
-            Turn(seq=expected_last_seq + i, message=m, created_at=now, tokens=t)
-            for i, (m, t) in enumerate(zip(messages, tokens, strict=True), start=1)
-        ]
-        self.rows.setdefault(key, []).extend(turns)
-        self.meta[key] = SessionMeta(
-            tenant=tenant,
-            session_id=session_id,
-            model=model,
-            created_at=now,
-            updated_at=now,
-            expires_at=int(now) + 3600,
-            last_seq=turns[-1].seq,
-            system_prompt=current.system_prompt if current else system_prompt,
-        )
-        return turns
-
-    def refresh_expiry(self, tenant, session_id, expires_at):
-        pass
-
-    def delete(self, tenant, session_id):
-        return self.meta.pop((tenant, session_id), None) is not None
+from tests.fakes import MemoryStore, chat_service
 
 
 class Failing:
@@ -64,13 +19,7 @@ class Failing:
 
 
 def service(store: MemoryStore, router: ModelRouter | None = None) -> ChatService:
-    return ChatService(
-        store,
-        router or ModelRouter(ECHO_ONLY, RetryPolicy()),
-        ttl_seconds=3600,
-        conflict_retries=3,
-        sleep=lambda s: None,
-    )
+    return chat_service(store, router, conflict_retries=3)
 
 
 def user(text: str) -> Message:

@@ -97,6 +97,8 @@ class ProviderRequest(BaseModel):
     upstream_model: str
     messages: list[Message]
     params: GenerationParams = Field(default_factory=GenerationParams)
+    cache_points: list[int] = Field(default_factory=list)
+    """Indices of messages after which a provider prompt-cache breakpoint belongs (Anthropic, Bedrock)."""
 
 
 class Completion(BaseModel):

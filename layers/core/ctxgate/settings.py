@@ -37,6 +37,10 @@ class Settings:
     retry_deadline_seconds: float
     session_conflict_retries: int
     default_tenant: str
+    default_budget_tokens: int
+    compaction_queue_url: str
+    summarizer_model: str
+    recall_share: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,6 +57,10 @@ class Settings:
             retry_deadline_seconds=_float("CTXGATE_RETRY_DEADLINE_SECONDS", 25.0),
             session_conflict_retries=_int("CTXGATE_SESSION_CONFLICT_RETRIES", 6),
             default_tenant=os.environ.get("CTXGATE_DEFAULT_TENANT", "default"),
+            default_budget_tokens=_int("CTXGATE_DEFAULT_BUDGET_TOKENS", 8192),
+            compaction_queue_url=os.environ.get("CTXGATE_COMPACTION_QUEUE_URL", "").strip(),
+            summarizer_model=os.environ.get("CTXGATE_SUMMARIZER_MODEL", "").strip(),
+            recall_share=_float("CTXGATE_RECALL_SHARE", 0.3),
         )
 
 

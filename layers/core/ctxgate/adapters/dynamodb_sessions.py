@@ -17,6 +17,7 @@ import uuid
 from typing import Any
 
 from ctxgate.adapters.aws import client
+from ctxgate.context.models import Pin
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
 from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
@@ -24,6 +25,8 @@ from ctxgate.sessions.ports import AppendConflict, BlobStore
 
 META = "META"
 TURN_PREFIX = "TURN#"
+PIN_PREFIX = "PIN#"
+EPOCH_PREFIX = "EPOCH#"
 MAX_TRANSACTION_ITEMS = 100
 
 
@@ -68,18 +71,12 @@ class DynamoSessionStore:
             Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": META}},
             ConsistentRead=True,
         ).get("Item")
+        return self._live_meta(tenant, session_id, item)
+
+    def _live_meta(self, tenant: str, session_id: str, item: dict[str, Any] | None) -> SessionMeta | None:
         if item is None:
             return None
-        meta = SessionMeta(
-            tenant=tenant,
-            session_id=session_id,
-            system_prompt=item["system_prompt"]["S"] if "system_prompt" in item else None,
-            model=item["model"]["S"] if "model" in item else None,
-            created_at=float(item["created_at"]["N"]),
-            updated_at=float(item["updated_at"]["N"]),
-            expires_at=int(item["expires_at"]["N"]),
-            last_seq=int(item["last_seq"]["N"]),
-        )
+        meta = parse_meta(tenant, session_id, item)
         if meta.expires_at <= time.time():
             # DynamoDB deletes expired items lazily (up to days later); an expired session is gone for us now.
             self.delete(tenant, session_id)
@@ -132,8 +129,11 @@ class DynamoSessionStore:
         system_prompt: str | None,
         model: str,
         now: float,
+        pins: list[Pin] | None = None,
+        budget: tuple[int, int] | None = None,
     ) -> list[Turn]:
-        if len(messages) + 1 > MAX_TRANSACTION_ITEMS:
+        pins = pins or []
+        if len(messages) + len(pins) + 1 > MAX_TRANSACTION_ITEMS:
             raise InvalidRequest(
                 f"At most {MAX_TRANSACTION_ITEMS - 2} new messages fit in one stateful request.",
                 code="too_many_messages",
@@ -168,14 +168,23 @@ class DynamoSessionStore:
                     {"Put": {"TableName": self.table, "Item": item, "ConditionExpression": "attribute_not_exists(pk)"}}
                 )
                 turns.append(Turn(seq=seq, message=message, created_at=now, tokens=count))
-            actions.insert(
-                0,
-                {
-                    "Update": self._meta_update(
-                        pk, expected_last_seq, len(messages), system_prompt, model, now, expires_at
-                    )
-                },
-            )
+            for pin in pins:
+                actions.append(
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": pin_item(pk, pin, expires_at),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                )
+            update = self._meta_update(pk, expected_last_seq, len(messages), system_prompt, model, now, expires_at)
+            if budget is not None:
+                update["UpdateExpression"] += ", budget_tokens = :budget, output_reserve = :reserve"
+                update["ExpressionAttributeValues"].update(
+                    {":budget": {"N": str(budget[0])}, ":reserve": {"N": str(budget[1])}}
+                )
+            actions.insert(0, {"Update": update})
             self.ddb.transact_write_items(TransactItems=actions)
         except Exception as error:
             for key in offloaded:
@@ -266,6 +275,37 @@ class DynamoSessionStore:
             if "LastEvaluatedKey" not in page:
                 return keys
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def pin_item(pk: str, pin: Pin, expires_at: int) -> dict[str, Any]:
+    return {
+        "pk": {"S": pk},
+        "sk": {"S": PIN_PREFIX + pin.id},
+        "content": {"S": pin.content},
+        "tokens": {"N": str(pin.tokens)},
+        "created_at": {"N": repr(pin.created_at)},
+        "expires_at": {"N": str(expires_at)},
+    }
+
+
+def _optional_int(item: dict[str, Any], name: str) -> int | None:
+    return int(item[name]["N"]) if name in item else None
+
+
+def parse_meta(tenant: str, session_id: str, item: dict[str, Any]) -> SessionMeta:
+    return SessionMeta(
+        tenant=tenant,
+        session_id=session_id,
+        system_prompt=item["system_prompt"]["S"] if "system_prompt" in item else None,
+        model=item["model"]["S"] if "model" in item else None,
+        created_at=float(item["created_at"]["N"]),
+        updated_at=float(item["updated_at"]["N"]),
+        expires_at=int(item["expires_at"]["N"]),
+        last_seq=int(item["last_seq"]["N"]),
+        evicted_through=_optional_int(item, "evicted_through") or 0,
+        budget_tokens=_optional_int(item, "budget_tokens"),
+        output_reserve=_optional_int(item, "output_reserve"),
+    )
 
 
 def _is_conflict(error: Exception) -> bool:

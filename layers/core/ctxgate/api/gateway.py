@@ -13,6 +13,9 @@ from functools import cache
 from typing import Any
 
 from ctxgate.api.schema import completion_body, completion_stream, parse_chat_request
+from ctxgate.context.engine import ContextEngine
+from ctxgate.context.models import ContextConfig, Pin
+from ctxgate.context.summarize import Summarizer
 from ctxgate.errors import InvalidRequest, NotFound, PayloadTooLarge
 from ctxgate.providers.registry import ModelRouter, load_models
 from ctxgate.retry import RetryPolicy
@@ -21,6 +24,8 @@ from ctxgate.settings import Settings, get_settings
 
 SESSION_HEADER = "x-session-id"
 TURN_HEADER = "X-Ctxgate-Turn"
+BUDGET_HEADER = "x-ctxgate-budget"
+CONTEXT_TOKENS_HEADER = "X-Ctxgate-Context-Tokens"
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
@@ -44,19 +49,13 @@ class Gateway:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
-        from ctxgate.adapters.dynamodb_sessions import DynamoSessionStore
-        from ctxgate.adapters.s3_blobs import S3BlobStore
-
-        policy = RetryPolicy(max_attempts=settings.retry_max_attempts, deadline=settings.retry_deadline_seconds)
-        router = ModelRouter(load_models(settings.models_file), policy, timeout=settings.provider_timeout_seconds)
-        store = DynamoSessionStore(
-            settings.table_name,
-            S3BlobStore(settings.bucket_name),
-            ttl_seconds=settings.session_ttl_seconds,
-            offload_threshold_bytes=settings.offload_threshold_bytes,
-        )
+        router, engine = build_engine(settings)
         service = ChatService(
-            store, router, ttl_seconds=settings.session_ttl_seconds, conflict_retries=settings.session_conflict_retries
+            engine.store,
+            router,
+            engine,
+            ttl_seconds=settings.session_ttl_seconds,
+            conflict_retries=settings.session_conflict_retries,
         )
         return cls(settings, service, router)
 
@@ -66,7 +65,14 @@ class Gateway:
         if len(body.encode()) > self.settings.max_request_bytes:
             raise PayloadTooLarge(f"The request body exceeds {self.settings.max_request_bytes} bytes.")
         wire = parse_chat_request(body)
-        request = ChatRequest(model=wire.model, messages=wire.messages, params=wire.params())
+        budget = _header(headers, BUDGET_HEADER)
+        request = ChatRequest(
+            model=wire.model,
+            messages=wire.chat_messages(),
+            params=wire.params(),
+            pins=wire.pinned(),
+            budget_tokens=_int_value(budget, BUDGET_HEADER) if budget is not None else None,
+        )
         session_id = _header(headers, SESSION_HEADER)
         if session_id is None:
             outcome = self.service.stateless(request)
@@ -74,6 +80,8 @@ class Gateway:
         else:
             outcome = self.service.stateful(tenant, session_id, request)
             extra_headers = {"X-Session-Id": session_id, TURN_HEADER: str(outcome.turn)}
+            if outcome.plan is not None:
+                extra_headers[CONTEXT_TOKENS_HEADER] = str(outcome.plan.input_tokens)
         if wire.stream:
             include_usage = bool((wire.stream_options or {}).get("include_usage"))
             sse = completion_stream(outcome.completion, outcome.usage, wire.model, include_usage=include_usage)
@@ -112,11 +120,79 @@ class Gateway:
             raise NotFound(f"No session {session_id!r}.", code="session_not_found")
         return HttpResult(200, {"id": session_id, "object": "session.deleted", "deleted": True})
 
+    def get_context(self, session_id: str, query: Mapping[str, str], tenant: str) -> HttpResult:
+        model = query.get("model") or None
+        if model is not None:
+            self.router.resolve(model)
+        plan = self.service.inspect(tenant, session_id, query.get("message", ""), model)
+        return HttpResult(200, {"id": session_id, **plan.inspection()})
+
+    def add_pin(self, session_id: str, body: str, tenant: str) -> HttpResult:
+        try:
+            payload = json.loads(body or "")
+        except ValueError:
+            raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("content"), str):
+            raise InvalidRequest('A pin is {"content": "..."}.', param="content")
+        pin = self.service.add_pin(tenant, session_id, payload["content"])
+        return HttpResult(201, _pin_body(pin))
+
+    def list_pins(self, session_id: str, tenant: str) -> HttpResult:
+        return HttpResult(
+            200, {"object": "list", "data": [_pin_body(p) for p in self.service.pins(tenant, session_id)]}
+        )
+
+    def delete_pin(self, session_id: str, pin_id: str, tenant: str) -> HttpResult:
+        if not self.service.delete_pin(tenant, session_id, pin_id):
+            raise NotFound(f"No pin {pin_id!r} in session {session_id!r}.", code="pin_not_found")
+        return HttpResult(200, {"id": pin_id, "object": "session.pin.deleted", "deleted": True})
+
     def models(self) -> HttpResult:
         data = [
             {"id": m.name, "object": "model", "created": 0, "owned_by": m.provider} for m in self.router.models.values()
         ]
         return HttpResult(200, {"object": "list", "data": data})
+
+
+def _pin_body(pin: Pin) -> dict[str, Any]:
+    return {
+        "id": pin.id,
+        "object": "session.pin",
+        "content": pin.content,
+        "tokens": pin.tokens,
+        "created_at": int(pin.created_at),
+    }
+
+
+def build_engine(settings: Settings) -> tuple[ModelRouter, ContextEngine]:
+    """The router and the context engine over the configured DynamoDB table, S3 bucket and compaction queue."""
+    from ctxgate.adapters.dynamodb_context import DynamoContextStore
+    from ctxgate.adapters.s3_blobs import S3BlobStore
+    from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
+
+    policy = RetryPolicy(max_attempts=settings.retry_max_attempts, deadline=settings.retry_deadline_seconds)
+    router = ModelRouter(load_models(settings.models_file), policy, timeout=settings.provider_timeout_seconds)
+    store = DynamoContextStore(
+        settings.table_name,
+        S3BlobStore(settings.bucket_name),
+        ttl_seconds=settings.session_ttl_seconds,
+        offload_threshold_bytes=settings.offload_threshold_bytes,
+    )
+    engine = ContextEngine(
+        store,
+        ContextConfig(recall_share=settings.recall_share),
+        summarizer=Summarizer(router, settings.summarizer_model or None),
+        default_budget_tokens=settings.default_budget_tokens,
+        queue=SqsCompactionQueue(settings.compaction_queue_url) if settings.compaction_queue_url else None,
+    )
+    return router, engine
+
+
+def _int_value(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer.", param=name) from None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -16,11 +16,17 @@ from ctxgate.messages import Completion, GenerationParams, Message, Usage
 GATEWAY_ONLY = frozenset({"stream", "stream_options", "n"})
 
 
+class WireMessage(Message):
+    """A client message: ctxgate accepts ``"pin": true`` beside role and content to pin it to the session."""
+
+    pin: bool = False
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(min_length=1, max_length=256)
-    messages: list[Message] = Field(min_length=1)
+    messages: list[WireMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     n: int | None = Field(default=None, ge=1, le=1)
@@ -33,6 +39,12 @@ class ChatCompletionRequest(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+
+    def chat_messages(self) -> list[Message]:
+        return [Message.model_validate(m.model_dump(exclude={"pin"})) for m in self.messages]
+
+    def pinned(self) -> list[str]:
+        return [m.text() for m in self.messages if m.pin and m.role != "system"]
 
     def params(self) -> GenerationParams:
         extra = {k: v for k, v in (self.model_extra or {}).items() if k not in GATEWAY_ONLY}

@@ -29,6 +29,10 @@ class ModelConfig(BaseModel):
     api_key_env: str | None = None
     fallbacks: list[str] = Field(default_factory=list)
 
+    def min_cacheable_tokens(self) -> int:
+        """The smallest prompt prefix the provider will cache (Claude Haiku models need 2048, others 1024)."""
+        return 2048 if "haiku" in self.upstream_model.lower() else 1024
+
 
 class ModelsFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -120,7 +124,9 @@ class ModelRouter:
                 self._providers[config.name] = self._factory(config, self.timeout)
             return self._providers[config.name]
 
-    def complete(self, model: str, messages: list[Message], params: GenerationParams) -> tuple[Completion, ModelConfig]:
+    def complete(
+        self, model: str, messages: list[Message], params: GenerationParams, *, cache_points: list[int] | None = None
+    ) -> tuple[Completion, ModelConfig]:
         """Returns the completion and the model configuration that actually served it.
 
         Raises :class:`UpstreamRejected` (4xx) when a provider refuses the request itself, and
@@ -132,7 +138,9 @@ class ModelRouter:
         transient_only = True
         for config in candidates:
             provider = self.provider(config)
-            request = ProviderRequest(upstream_model=config.upstream_model, messages=messages, params=params)
+            request = ProviderRequest(
+                upstream_model=config.upstream_model, messages=messages, params=params, cache_points=cache_points or []
+            )
             try:
                 retry_kwargs = {"sleep": self._sleep} if self._sleep is not None else {}
                 completion = call_with_retry(lambda p=provider, r=request: p.complete(r), self.policy, **retry_kwargs)

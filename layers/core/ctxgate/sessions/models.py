@@ -31,6 +31,10 @@ class SessionMeta(BaseModel):
     expires_at: int
     last_seq: int = 0
     """Sequence number of the newest turn; 0 for a session with no turns. It versions every append."""
+    evicted_through: int = 0
+    """Turns up to this seq are evicted from the verbatim history (summarised, still stored). Versions compactions."""
+    budget_tokens: int | None = None
+    output_reserve: int | None = None
 
 
 class Turn(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ctxgate.context.models import Pin
 from ctxgate.messages import Message
 from ctxgate.retry import RetryableError
 from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
@@ -33,8 +34,12 @@ class SessionStore(Protocol):
         system_prompt: str | None,
         model: str,
         now: float,
+        pins: list[Pin] | None = None,
+        budget: tuple[int, int] | None = None,
     ) -> list[Turn]:
         """Atomically store ``messages`` as the next turns, creating the session when ``expected_last_seq`` is 0.
+
+        ``pins`` are created in the same transaction; ``budget`` sets (budget_tokens, output_reserve).
 
         All turns are written or none is. Raises :class:`AppendConflict` if the session's last sequence is no
         longer ``expected_last_seq`` (or it was created meanwhile).

@@ -1,21 +1,28 @@
-"""The chat turn: load the session, call the model, and append the new turns atomically.
+"""The chat turn: plan the context, call the model, and append the new turns atomically.
 
-This is the domain service behind ``POST /v1/chat/completions``. It knows nothing of HTTP or DynamoDB.
+This is the domain service behind ``POST /v1/chat/completions`` and the session routes. It knows nothing of
+HTTP or DynamoDB.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ctxgate.errors import InvalidRequest, SessionConflict
+from ctxgate.context.assemble import ContextState, assemble_context, default_output_reserve
+from ctxgate.context.engine import ContextEngine, Prepared, new_pin, validate_budget
+from ctxgate.context.models import ContextPlan, Pin
+from ctxgate.context.ports import ContextStore
+from ctxgate.errors import InvalidRequest, NotFound, SessionConflict
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
 from ctxgate.providers.registry import ModelRouter
 from ctxgate.retry import RetryPolicy, call_with_retry
-from ctxgate.sessions.models import SessionMeta, Turn, TurnPage, validate_session_id
-from ctxgate.sessions.ports import AppendConflict, SessionStore
-from ctxgate.tokens import count_message, count_messages
+from ctxgate.sessions.models import SessionMeta, TurnPage, validate_session_id
+from ctxgate.sessions.ports import AppendConflict
+from ctxgate.tokens import count_message, count_messages, count_text
+
+MAX_PIN_CHARS = 8000
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,9 @@ class ChatRequest:
     model: str
     messages: list[Message]
     params: GenerationParams
+    pins: list[str] = field(default_factory=list)
+    """Contents of the new messages the client marked ``"pin": true``."""
+    budget_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -33,13 +43,15 @@ class ChatOutcome:
     session_id: str | None = None
     turn: int | None = None
     """Sequence number of the stored reply, for stateful requests."""
+    plan: ContextPlan | None = None
 
 
 class ChatService:
     def __init__(
         self,
-        store: SessionStore,
+        store: ContextStore,
         router: ModelRouter,
+        engine: ContextEngine,
         *,
         ttl_seconds: int,
         conflict_retries: int,
@@ -49,6 +61,7 @@ class ChatService:
     ) -> None:
         self.store = store
         self.router = router
+        self.engine = engine
         self.ttl_seconds = ttl_seconds
         # Conflicts resolve in milliseconds (someone else just wrote), so back off briefly but try often.
         self.conflict_policy = RetryPolicy(
@@ -65,12 +78,14 @@ class ChatService:
     def stateful(self, tenant: str, session_id: str, request: ChatRequest) -> ChatOutcome:
         """Serve one turn of a session whose client sends only the new messages.
 
-        On a lost race for the session's next sequence number the whole turn is retried (fresh history, fresh
+        On a lost race for the session's next sequence number the whole turn is retried (fresh context, fresh
         model call) with the project's retry helper, then :class:`SessionConflict` (409). Nothing is stored
         unless the model call succeeded.
         """
         validate_session_id(session_id)
         system, new = _split_system(request.messages)
+        if request.budget_tokens is not None:
+            validate_budget(request.budget_tokens)
         self.router.resolve(request.model)  # an unknown model is a 404 before any read
         try:
             return call_with_retry(
@@ -84,37 +99,73 @@ class ChatService:
     def _turn(
         self, tenant: str, session_id: str, request: ChatRequest, system: Message | None, new: list[Message]
     ) -> ChatOutcome:
-        meta = self.store.get(tenant, session_id)
-        system_prompt = _system_prompt(meta, system)
-        history = self._history(tenant, session_id, meta)
-        prompt = [Message(role="system", content=system_prompt)] if system_prompt else []
-        prompt += [turn.message for turn in history] + new
-        completion, config = self.router.complete(request.model, prompt, request.params)
+        now = self.clock()
+        pins = [new_pin(_pin_content(c), now) for c in request.pins]
+        prepared = self._prepare(tenant, session_id, request, new, system=system, pins=pins)
+        plan = prepared.plan
+        completion, config = self.router.complete(
+            request.model, plan.messages, request.params, cache_points=[b.message_index for b in plan.breakpoints]
+        )
         stored = [*new, completion.message]
+        tokens = [count_message(m) for m in stored]
+        meta = prepared.meta
+        budget = None
+        if request.budget_tokens is not None and (meta is None or meta.budget_tokens != request.budget_tokens):
+            budget = (prepared.state.budget_tokens, prepared.state.output_reserve)
         now = self.clock()
         turns = self.store.append(
             tenant,
             session_id,
             expected_last_seq=meta.last_seq if meta else 0,
             messages=stored,
-            tokens=[count_message(m) for m in stored],
-            system_prompt=system_prompt if meta is None else None,
+            tokens=tokens,
+            system_prompt=prepared.system_prompt if meta is None else None,
             model=request.model,
             now=now,
+            pins=pins,
+            budget=budget,
         )
         if meta is not None and meta.expires_at - now < self.ttl_seconds / 2:
             self.store.refresh_expiry(tenant, session_id, int(now) + self.ttl_seconds)
-        return ChatOutcome(completion, _usage(completion, prompt), config.name, session_id, turns[-1].seq)
+        self.engine.after_append(tenant, session_id, prepared, sum(tokens))
+        return ChatOutcome(completion, _usage(completion, plan.messages), config.name, session_id, turns[-1].seq, plan)
 
-    def _history(self, tenant: str, session_id: str, meta: SessionMeta | None) -> list[Turn]:
-        """Exactly the turns up to the version read. A query is not atomic with the META read, so it can see a
-        newer writer's turns (dropped here) or, mid-transaction, miss some (a conflict: retry the turn)."""
-        if meta is None:
-            return []
-        history = [t for t in self.store.turns(tenant, session_id).turns if t.seq <= meta.last_seq]
-        if len(history) != meta.last_seq:
-            raise AppendConflict(f"session {session_id} history is not yet consistent with seq {meta.last_seq}")
-        return history
+    def _prepare(
+        self,
+        tenant: str,
+        session_id: str,
+        request: ChatRequest,
+        new: list[Message],
+        *,
+        system: Message | None,
+        pins: list[Pin],
+    ) -> Prepared:
+        config = self.router.resolve(request.model)
+        return self.engine.prepare(
+            tenant,
+            session_id,
+            new,
+            system=system,
+            new_pins=pins,
+            budget_tokens=request.budget_tokens,
+            max_output_tokens=request.params.output_limit(),
+            min_cacheable_tokens=config.min_cacheable_tokens(),
+        )
+
+    def inspect(self, tenant: str, session_id: str, message: str, model: str | None = None) -> ContextPlan:
+        """The plan the next request with ``message`` would use. Stores nothing, but runs the synchronous
+        compaction that request would run if the history no longer fits."""
+        validate_session_id(session_id)
+        if self.store.get(tenant, session_id) is None:
+            raise NotFound(f"No session {session_id!r}.", code="session_not_found")
+        name = model or self.router.names()[0]
+        request = ChatRequest(model=name, messages=[], params=GenerationParams())
+        new = [Message(role="user", content=message)] if message else []
+        return call_with_retry(
+            lambda: self._prepare(tenant, session_id, request, new, system=None, pins=[]).plan,
+            self.conflict_policy,
+            sleep=self.sleep,
+        )
 
     def session(self, tenant: str, session_id: str, *, after: int, limit: int) -> tuple[SessionMeta, TurnPage] | None:
         validate_session_id(session_id)
@@ -127,6 +178,50 @@ class ChatService:
         validate_session_id(session_id)
         return self.store.delete(tenant, session_id)
 
+    # -- pins --------------------------------------------------------------------------------------------------
+
+    def add_pin(self, tenant: str, session_id: str, content: str) -> Pin:
+        validate_session_id(session_id)
+        pin = new_pin(_pin_content(content), self.clock())
+        loaded = self.store.context(tenant, session_id)
+        if loaded is not None:
+            meta, pins, _ = loaded
+            budget = meta.budget_tokens or self.engine.default_budget_tokens
+            # The pins must still leave room for a system prompt and a short message; refuse one that would not.
+            probe = Message(role="user", content="?")
+            state = ContextState(
+                meta.system_prompt,
+                [*pins, pin],
+                [],
+                [],
+                0,
+                budget,
+                meta.output_reserve or default_output_reserve(budget),
+            )
+            assemble_context(state, [probe], self.engine.config)
+        self.store.add_pin(tenant, session_id, pin, now=pin.created_at)
+        return pin
+
+    def pins(self, tenant: str, session_id: str) -> list[Pin]:
+        validate_session_id(session_id)
+        loaded = self.store.context(tenant, session_id)
+        if loaded is None:
+            raise NotFound(f"No session {session_id!r}.", code="session_not_found")
+        return loaded[1]
+
+    def delete_pin(self, tenant: str, session_id: str, pin_id: str) -> bool:
+        validate_session_id(session_id)
+        return self.store.delete_pin(tenant, session_id, pin_id)
+
+
+def _pin_content(content: str) -> str:
+    content = content.strip()
+    if not content:
+        raise InvalidRequest("A pin needs non-empty content.", param="content")
+    if len(content) > MAX_PIN_CHARS:
+        raise InvalidRequest(f"A pin is at most {MAX_PIN_CHARS} characters.", param="content")
+    return content
+
 
 def _split_system(messages: list[Message]) -> tuple[Message | None, list[Message]]:
     systems = [m for m in messages if m.role == "system"]
@@ -138,22 +233,7 @@ def _split_system(messages: list[Message]) -> tuple[Message | None, list[Message
     return (systems[0] if systems else None), new
 
 
-def _system_prompt(meta: SessionMeta | None, system: Message | None) -> str | None:
-    """A session's system prompt is set by its first request; later ones may repeat it but not change it."""
-    if meta is None:
-        return system.text() if system else None
-    if system is not None and system.text() != (meta.system_prompt or ""):
-        raise InvalidRequest(
-            "This session already has a different system prompt; start a new session to change it.",
-            code="system_prompt_conflict",
-            param="messages",
-        )
-    return meta.system_prompt
-
-
 def _usage(completion: Completion, prompt: list[Message]) -> Usage:
     if completion.usage is not None:
         return completion.usage
-    from ctxgate.tokens import count_text
-
     return Usage(prompt_tokens=count_messages(prompt), completion_tokens=count_text(completion.message.text()))

@@ -1,0 +1,35 @@
+"""SQS consumer: eviction and summarisation of sessions' verbatim history (the compaction queue).
+
+Partial batch failures: a failed record is retried after a jittered delay (its visibility timeout is changed
+from the record's receive count) and reaches the DLQ after the queue's ``maxReceiveCount``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from ctxgate.context.compaction import CompactionRequest
+from ctxgate.context.consumer import compaction_engine, delay_retry
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    job = CompactionRequest.model_validate_json(record.body)
+    try:
+        result = compaction_engine().compactor.run(job)
+    except Exception:
+        delay_retry(record.receipt_handle, int(record.attributes.approximate_receive_count))
+        raise
+    logger.info("compaction", extra={"session": job.session_id, "status": result.status, "to": result.evicted_through})
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,180 @@
+"""DynamoDB/S3 implementation of :class:`ctxgate.context.ports.ContextStore`.
+
+Extra items in a session's partition (see :mod:`ctxgate.adapters.dynamodb_sessions` for the rest)::
+
+    sk = "PIN#{id}"                  a pinned constraint; never evicted
+    sk = "EPOCH#{first_seq:010d}"    a summary of evicted turns first_seq..last_seq, with its recall shard keys
+
+``META.evicted_through`` versions compactions the way ``META.last_seq`` versions appends. Recall shards are
+immutable JSON objects in S3 under the session's prefix, cached in memory once read.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from ctxgate.adapters.dynamodb_sessions import (
+    EPOCH_PREFIX,
+    META,
+    PIN_PREFIX,
+    TURN_PREFIX,
+    DynamoSessionStore,
+    _is_conflict,
+    parse_meta,
+    pin_item,
+    session_pk,
+)
+from ctxgate.context.models import Epoch, Pin, RecallShard
+from ctxgate.sessions.models import SessionMeta
+from ctxgate.sessions.ports import AppendConflict
+
+SHARD_CACHE_SIZE = 512
+_shard_cache: OrderedDict[str, RecallShard] = OrderedDict()
+_shard_lock = threading.Lock()
+
+
+def epoch_sk(first_seq: int) -> str:
+    return f"{EPOCH_PREFIX}{first_seq:010d}"
+
+
+class DynamoContextStore(DynamoSessionStore):
+    def context(self, tenant: str, session_id: str) -> tuple[SessionMeta, list[Pin], list[Epoch]] | None:
+        # EPOCH# < META < PIN# < TURN#: one query below "TURN#" reads everything but the turns.
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND sk < :turns",
+            "ExpressionAttributeValues": {":pk": {"S": session_pk(tenant, session_id)}, ":turns": {"S": TURN_PREFIX}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.ddb.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        meta = self._live_meta(tenant, session_id, next((i for i in items if i["sk"]["S"] == META), None))
+        if meta is None:
+            return None
+        pins = [
+            Pin(
+                id=i["sk"]["S"][len(PIN_PREFIX) :],
+                content=i["content"]["S"],
+                tokens=int(i["tokens"]["N"]),
+                created_at=float(i["created_at"]["N"]),
+            )
+            for i in items
+            if i["sk"]["S"].startswith(PIN_PREFIX)
+        ]
+        epochs = [Epoch.model_validate_json(i["epoch"]["S"]) for i in items if i["sk"]["S"].startswith(EPOCH_PREFIX)]
+        return meta, pins, epochs
+
+    def add_pin(self, tenant: str, session_id: str, pin: Pin, *, now: float) -> None:
+        pk = session_pk(tenant, session_id)
+        expires_at = int(now) + self.ttl_seconds
+        meta = {
+            "TableName": self.table,
+            "Key": {"pk": {"S": pk}, "sk": {"S": META}},
+            "UpdateExpression": "SET created_at = if_not_exists(created_at, :now), updated_at = :now, "
+            "last_seq = if_not_exists(last_seq, :zero), expires_at = :exp",
+            "ExpressionAttributeValues": {
+                ":now": {"N": repr(now)},
+                ":zero": {"N": "0"},
+                ":exp": {"N": str(expires_at)},
+            },
+        }
+        put = {"TableName": self.table, "Item": pin_item(pk, pin, expires_at)}
+        self.ddb.transact_write_items(TransactItems=[{"Update": meta}, {"Put": put}])
+
+    def delete_pin(self, tenant: str, session_id: str, pin_id: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.ddb.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": PIN_PREFIX + pin_id}},
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def commit_compaction(
+        self,
+        tenant: str,
+        session_id: str,
+        *,
+        expected_evicted_through: int,
+        evicted_through: int,
+        put: list[Epoch],
+        delete: list[Epoch],
+    ) -> None:
+        pk = session_pk(tenant, session_id)
+        meta = self.get(tenant, session_id)
+        if meta is None:
+            raise AppendConflict(f"session {session_id} is gone")
+        if expected_evicted_through == 0:
+            condition = "attribute_not_exists(evicted_through)"
+            values: dict[str, Any] = {":new": {"N": str(evicted_through)}}
+        else:
+            condition = "evicted_through = :expected"
+            values = {":new": {"N": str(evicted_through)}, ":expected": {"N": str(expected_evicted_through)}}
+        actions: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table,
+                    "Key": {"pk": {"S": pk}, "sk": {"S": META}},
+                    "UpdateExpression": "SET evicted_through = :new",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+        ]
+        for epoch in put:
+            item = {
+                "pk": {"S": pk},
+                "sk": {"S": epoch_sk(epoch.first_seq)},
+                "epoch": {"S": epoch.model_dump_json()},
+                "expires_at": {"N": str(meta.expires_at)},
+            }
+            actions.append({"Put": {"TableName": self.table, "Item": item}})
+        written = {e.first_seq for e in put}
+        for old in delete:
+            if old.first_seq not in written:
+                key = {"pk": {"S": pk}, "sk": {"S": epoch_sk(old.first_seq)}}
+                actions.append({"Delete": {"TableName": self.table, "Key": key}})
+        try:
+            self.ddb.transact_write_items(TransactItems=actions)
+        except Exception as error:
+            if _is_conflict(error):
+                raise AppendConflict(f"session {session_id} was compacted past {expected_evicted_through}") from error
+            raise
+
+    def put_shard(self, key: str, shard: RecallShard) -> None:
+        self.blobs.put(key, shard.model_dump_json().encode())
+        _remember(key, shard)
+
+    def get_shard(self, key: str) -> RecallShard:
+        with _shard_lock:
+            if key in _shard_cache:
+                _shard_cache.move_to_end(key)
+                return _shard_cache[key]
+        shard = RecallShard.model_validate(json.loads(self.blobs.get(key)))
+        _remember(key, shard)
+        return shard
+
+
+def _remember(key: str, shard: RecallShard) -> None:
+    with _shard_lock:
+        _shard_cache[key] = shard
+        _shard_cache.move_to_end(key)
+        while len(_shard_cache) > SHARD_CACHE_SIZE:
+            _shard_cache.popitem(last=False)
+
+
+__all__ = ["DynamoContextStore", "parse_meta"]

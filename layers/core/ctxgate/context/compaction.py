@@ -1,0 +1,132 @@
+"""Compaction: evict the oldest verbatim turns in one chunk, summarise them into a new epoch, index them for
+recall, and move the session's eviction mark, all conditioned on the mark that was read.
+
+The same :class:`CompactionJob` runs asynchronously (the ``compact_context`` SQS consumer) and synchronously
+(when a request cannot fit before the queued compaction has landed). It is idempotent: a job for an eviction mark
+the session has already moved past does nothing, so a duplicate delivery creates no second epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from pydantic import BaseModel
+
+from ctxgate.context.assemble import plan_eviction, watermarks
+from ctxgate.context.models import ContextConfig, Epoch
+from ctxgate.context.recall import build_shard
+from ctxgate.context.summarize import Summarizer, make_epoch, summary_units, turn_units
+from ctxgate.retry import RetryPolicy, call_with_retry
+
+if TYPE_CHECKING:
+    from ctxgate.context.engine import ContextEngine
+
+logger = logging.getLogger(__name__)
+
+
+class CompactionRequest(BaseModel):
+    """The SQS message body: compact this session if its eviction mark is still ``evicted_through``."""
+
+    tenant: str
+    session_id: str
+    evicted_through: int
+
+
+class CompactionQueue(Protocol):
+    def request(self, job: CompactionRequest) -> None: ...
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    status: Literal["compacted", "noop", "gone"]
+    evicted_through: int
+    epoch: Epoch | None = None
+
+
+def shard_key(tenant: str, session_id: str, first_seq: int, last_seq: int) -> str:
+    return f"tenants/{tenant}/sessions/{session_id}/recall/{first_seq:010d}-{last_seq:010d}.json"
+
+
+class CompactionJob:
+    def __init__(self, engine: ContextEngine, summarizer: Summarizer, config: ContextConfig) -> None:
+        self.engine = engine
+        self.summarizer = summarizer
+        self.config = config
+
+    def run(
+        self,
+        request: CompactionRequest,
+        *,
+        force: bool = False,
+        keep_tokens: int | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> CompactionResult:
+        """Compact if the session is still at ``request.evicted_through`` and over its high-water mark.
+
+        ``force`` compacts even below the high-water mark (the synchronous path); ``keep_tokens`` lowers the
+        verbatim tokens kept below the low-water mark. Retries when a concurrent append races the commit.
+        """
+        return call_with_retry(lambda: self._once(request, force, keep_tokens), policy or RetryPolicy(max_attempts=5))
+
+    def _once(self, request: CompactionRequest, force: bool, keep_tokens: int | None) -> CompactionResult:
+        loaded = self.engine.load(request.tenant, request.session_id)
+        if loaded is None:
+            return CompactionResult("gone", 0)
+        meta, state = loaded
+        if state.evicted_through != request.evicted_through:
+            return CompactionResult("noop", state.evicted_through)  # a duplicate, or someone compacted first
+        input_budget = state.budget_tokens - state.output_reserve
+        _, high, low = watermarks(state, self.config, input_budget)
+        recent_tokens = sum(t.tokens for t in state.recent)
+        if not force and recent_tokens <= high:
+            return CompactionResult("noop", state.evicted_through)
+        target = low if keep_tokens is None else min(low, keep_tokens)
+        cut = plan_eviction(state.recent, target)
+        if cut is None:
+            return CompactionResult("noop", state.evicted_through)
+        chunk = [t for t in state.recent if t.seq <= cut]
+        chunk_tokens = sum(t.tokens for t in chunk)
+        summary_cap = int(input_budget * self.config.summary_share)
+        target_summary = max(32, min(chunk_tokens // 6, summary_cap // 3))
+        units = turn_units([t.message for t in chunk])
+        summary = self.summarizer.summarise(units, target_summary, session_model=meta.model)
+        epoch = make_epoch(chunk[0].seq, cut, summary)
+        key = shard_key(request.tenant, request.session_id, chunk[0].seq, cut)
+        self.engine.store.put_shard(key, build_shard((t.seq, t.message, t.tokens) for t in chunk))
+        epoch = epoch.model_copy(update={"shards": [key]})
+        put, delete = self._consolidate(state.epochs, epoch, summary_cap, meta.model)
+        self.engine.store.commit_compaction(
+            request.tenant,
+            request.session_id,
+            expected_evicted_through=state.evicted_through,
+            evicted_through=cut,
+            put=put,
+            delete=delete,
+        )
+        logger.info("compacted", extra={"session": request.session_id, "through": cut, "epochs_written": len(put)})
+        return CompactionResult("compacted", cut, epoch)
+
+    def _consolidate(
+        self, epochs: list[Epoch], new: Epoch, cap: int, model: str | None
+    ) -> tuple[list[Epoch], list[Epoch]]:
+        """Keep the summary section under ``cap``. Returns (epochs to put, epochs to delete).
+
+        Below the cap the new epoch is simply appended. Above it, the oldest epochs are folded into one
+        re-summarised epoch (a prefix change, but this is a compaction anyway); if even that is not enough the
+        new epoch is folded in too.
+        """
+        if sum(e.tokens for e in epochs) + new.tokens <= cap or not epochs:
+            return [new], []
+        target = max(32, cap // 3)
+        for fold in range(1, len(epochs) + 1):
+            if target + sum(e.tokens for e in epochs[fold:]) + new.tokens <= cap:
+                return [self._fold(epochs[:fold], target, model), new], epochs[:fold]
+        return [self._fold([*epochs, new], target, model)], epochs
+
+    def _fold(self, epochs: list[Epoch], target: int, model: str | None) -> Epoch:
+        units = summary_units([e.summary for e in epochs])
+        summary = self.summarizer.summarise(units, target, session_model=model)
+        folded = make_epoch(epochs[0].first_seq, epochs[-1].last_seq, summary)
+        return folded.model_copy(update={"shards": [k for e in epochs for k in e.shards]})

@@ -1,0 +1,178 @@
+"""The context engine as the chat path and the handlers use it: load a session's context consistently, plan a
+request under budget (compacting synchronously when the queued compaction has not landed), and ask for an
+asynchronous compaction once the verbatim history crosses its high-water mark."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, replace
+
+from ctxgate.context.assemble import (
+    ContextBudgetExceeded,
+    ContextState,
+    NeedsCompaction,
+    assemble_context,
+    default_output_reserve,
+    fixed_tokens,
+)
+from ctxgate.context.compaction import CompactionJob, CompactionQueue, CompactionRequest
+from ctxgate.context.models import ContextConfig, ContextPlan, Pin
+from ctxgate.context.ports import ContextStore
+from ctxgate.context.summarize import Summarizer
+from ctxgate.errors import InvalidRequest
+from ctxgate.messages import Message
+from ctxgate.sessions.models import SessionMeta
+from ctxgate.sessions.ports import AppendConflict
+from ctxgate.tokens import count_message, count_text
+
+logger = logging.getLogger(__name__)
+MIN_BUDGET_TOKENS = 256
+MAX_BUDGET_TOKENS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Prepared:
+    meta: SessionMeta | None
+    state: ContextState
+    plan: ContextPlan
+    system_prompt: str | None
+
+
+def new_pin(content: str, now: float) -> Pin:
+    # Time-ordered ids, so pins list in creation order from a sort-key range.
+    pin_id = f"pin_{int(now * 1000):013d}{uuid.uuid4().hex[:8]}"
+    return Pin(id=pin_id, content=content, tokens=count_text(content) + 2, created_at=now)  # + "N. " and newline
+
+
+def validate_budget(budget_tokens: int) -> int:
+    if not MIN_BUDGET_TOKENS <= budget_tokens <= MAX_BUDGET_TOKENS:
+        raise InvalidRequest(
+            f"budget_tokens must be between {MIN_BUDGET_TOKENS} and {MAX_BUDGET_TOKENS}.", code="invalid_budget"
+        )
+    return budget_tokens
+
+
+class ContextEngine:
+    def __init__(
+        self,
+        store: ContextStore,
+        config: ContextConfig,
+        *,
+        summarizer: Summarizer,
+        default_budget_tokens: int,
+        queue: CompactionQueue | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.default_budget_tokens = default_budget_tokens
+        self.queue = queue
+        self.compactor = CompactionJob(self, summarizer, config)
+
+    def load(self, tenant: str, session_id: str) -> tuple[SessionMeta, ContextState] | None:
+        """The session's stored context, consistent with one version of its META, or None if it does not exist.
+
+        Reads are not atomic with each other, so a version whose epochs or turns are not all visible yet raises
+        :class:`AppendConflict` (the caller retries).
+        """
+        loaded = self.store.context(tenant, session_id)
+        if loaded is None:
+            return None
+        meta, pins, epochs = loaded
+        covered = 0
+        for epoch in epochs:
+            if epoch.first_seq != covered + 1:
+                raise AppendConflict(f"session {session_id}: summaries not yet consistent")
+            covered = epoch.last_seq
+        if covered != meta.evicted_through:
+            raise AppendConflict(f"session {session_id}: summaries not yet consistent with the eviction mark")
+        page = self.store.turns(tenant, session_id, after=meta.evicted_through)
+        recent = [t for t in page.turns if t.seq <= meta.last_seq]
+        if len(recent) != meta.last_seq - meta.evicted_through:
+            raise AppendConflict(f"session {session_id}: history not yet consistent with seq {meta.last_seq}")
+        budget = meta.budget_tokens or self.default_budget_tokens
+        store = self.store
+        state = ContextState(
+            system_prompt=meta.system_prompt,
+            pins=pins,
+            epochs=epochs,
+            recent=recent,
+            evicted_through=meta.evicted_through,
+            budget_tokens=budget,
+            output_reserve=meta.output_reserve or default_output_reserve(budget),
+            load_shards=lambda: [store.get_shard(key) for epoch in epochs for key in epoch.shards],
+        )
+        return meta, state
+
+    def prepare(
+        self,
+        tenant: str,
+        session_id: str,
+        new: list[Message],
+        *,
+        system: Message | None = None,
+        new_pins: list[Pin] | None = None,
+        budget_tokens: int | None = None,
+        max_output_tokens: int | None = None,
+        min_cacheable_tokens: int = 1024,
+    ) -> Prepared:
+        """Load the session and plan the request, compacting synchronously if the history cannot fit."""
+        for _ in range(3):
+            loaded = self.load(tenant, session_id)
+            meta = loaded[0] if loaded else None
+            system_prompt = _system_prompt(meta, system)
+            if loaded is None:
+                budget = budget_tokens or self.default_budget_tokens
+                state = ContextState(system_prompt, [], [], [], 0, budget, default_output_reserve(budget))
+            else:
+                state = loaded[1]
+                if budget_tokens is not None and budget_tokens != state.budget_tokens:
+                    state = replace(
+                        state, budget_tokens=budget_tokens, output_reserve=default_output_reserve(budget_tokens)
+                    )
+            state = replace(state, pins=[*state.pins, *(new_pins or [])])
+            try:
+                plan = assemble_context(
+                    state,
+                    new,
+                    self.config,
+                    max_output_tokens=max_output_tokens,
+                    min_cacheable_tokens=min_cacheable_tokens,
+                )
+                return Prepared(meta, state, plan, system_prompt)
+            except NeedsCompaction:
+                # The queued compaction has not landed (or the budget shrank): compact now rather than overflow.
+                new_tokens = sum(count_message(m) for m in new) + 3
+                reserve = max(state.output_reserve, max_output_tokens or 0)
+                keep = state.budget_tokens - reserve - new_tokens - fixed_tokens(state)
+                self.compactor.run(
+                    CompactionRequest(tenant=tenant, session_id=session_id, evicted_through=state.evicted_through),
+                    force=True,
+                    keep_tokens=max(0, keep),
+                )
+        raise ContextBudgetExceeded("The session's history could not be compacted into its budget.")
+
+    def after_append(self, tenant: str, session_id: str, prepared: Prepared, appended_tokens: int) -> bool:
+        """Queue a compaction when the verbatim history is now over its high-water mark. Returns whether it did.
+
+        Every turn over the mark queues one until a compaction lands; the consumer ignores the duplicates."""
+        recent = sum(t.tokens for t in prepared.state.recent) + appended_tokens
+        if self.queue is None or recent <= prepared.plan.budget.high_water:
+            return False
+        self.queue.request(
+            CompactionRequest(tenant=tenant, session_id=session_id, evicted_through=prepared.state.evicted_through)
+        )
+        return True
+
+
+def _system_prompt(meta: SessionMeta | None, system: Message | None) -> str | None:
+    """A session's system prompt is set by its first request; later ones may repeat it but not change it."""
+    if meta is None:
+        return system.text() if system else None
+    if system is not None and system.text() != (meta.system_prompt or ""):
+        raise InvalidRequest(
+            "This session already has a different system prompt; start a new session to change it.",
+            code="system_prompt_conflict",
+            param="messages",
+        )
+    return meta.system_prompt

@@ -1,0 +1,124 @@
+"""Records and results of the context engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ctxgate.messages import Message
+
+DEFAULT_BUDGET_TOKENS = 8192
+
+
+class Pin(BaseModel):
+    id: str
+    content: str
+    tokens: int
+    created_at: float
+
+
+class Epoch(BaseModel):
+    """A summary of the contiguous evicted turns ``first_seq..last_seq``."""
+
+    first_seq: int
+    last_seq: int
+    summary: str
+    tokens: int
+    """Tokens of the rendered summary message."""
+    shards: list[str] = Field(default_factory=list)
+    """Keys of the recall shards indexing the turns this epoch covers."""
+
+
+class RecallDoc(BaseModel):
+    """One evicted turn as the recall index holds it: enough to score it and to render it verbatim."""
+
+    seq: int
+    role: str
+    name: str | None = None
+    text: str
+    tokens: int
+    terms: dict[str, int]
+
+
+class RecallShard(BaseModel):
+    """The recall index of one evicted chunk. Immutable once written."""
+
+    first_seq: int
+    last_seq: int
+    docs: list[RecallDoc]
+
+
+class ContextConfig(BaseModel):
+    """Shares are fractions of the input budget (``budget_tokens - output_reserve``)."""
+
+    recall_share: float = Field(default=0.3, ge=0, le=0.8)
+    summary_share: float = Field(default=0.12, ge=0.02, le=0.5)
+    high_water: float = Field(default=0.9, gt=0, le=1)
+    low_water: float = Field(default=0.45, gt=0, lt=1)
+    recall_min_score: float = Field(default=1.5, ge=0)
+    """BM25 score below which an evicted turn is not worth recalling."""
+
+
+class Budget(BaseModel):
+    budget_tokens: int
+    output_reserve: int
+    input_budget: int
+    recall_budget: int
+    high_water: int
+    low_water: int
+    used_tokens: int
+
+
+class Section(BaseModel):
+    name: str
+    messages: list[Message]
+    tokens: int
+
+
+class Breakpoint(BaseModel):
+    message_index: int
+    """Index in the assembled message list of the last message before the breakpoint."""
+    section: str
+    tokens_before: int
+
+
+class ContextPlan(BaseModel):
+    """What a request will send, and why. ``messages`` is the provider input, in layout order."""
+
+    sections: list[Section]
+    budget: Budget
+    included: list[int] = Field(default_factory=list)
+    """Verbatim turn seqs."""
+    summarised: list[tuple[int, int]] = Field(default_factory=list)
+    recalled: list[int] = Field(default_factory=list)
+    evicted: list[int] = Field(default_factory=list)
+    """Evicted turn seqs that are in neither the verbatim nor the recalled section."""
+    breakpoints: list[Breakpoint] = Field(default_factory=list)
+
+    @property
+    def messages(self) -> list[Message]:
+        return [m for section in self.sections for m in section.messages]
+
+    @property
+    def input_tokens(self) -> int:
+        return self.budget.used_tokens
+
+    def stable_prefix_tokens(self) -> int:
+        """Tokens of sections 1-4, the part a provider prefix cache can serve next time."""
+        stable = ("system", "pins", "summaries", "recent")
+        return sum(s.tokens for s in self.sections if s.name in stable)
+
+    def inspection(self) -> dict[str, Any]:
+        return {
+            "object": "session.context",
+            "budget": self.budget.model_dump(),
+            "sections": [{"name": s.name, "tokens": s.tokens, "messages": len(s.messages)} for s in self.sections],
+            "turns": {
+                "included": self.included,
+                "summarised": [list(r) for r in self.summarised],
+                "recalled": self.recalled,
+                "evicted": self.evicted,
+            },
+            "breakpoints": [b.model_dump() for b in self.breakpoints],
+        }

@@ -1,0 +1,106 @@
+"""Lexical recall of evicted turns: BM25 over a light-stemmed bag of words.
+
+Each compaction writes an immutable :class:`RecallShard` for the turns it evicted; at assembly time the shards
+of a session are scored together (document frequencies across all of them) against the new message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from ctxgate.context.models import RecallDoc, RecallShard
+from ctxgate.messages import Message
+
+K1 = 1.2
+B = 0.75
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+STOPWORDS = frozenset(
+    """
+    a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have
+    having he her here hers herself him himself his how i if in into is it its itself just me more most
+    my myself no nor not now of off on once only or other our ours ourselves out over own same she
+    should so some such than that the their theirs them themselves then there these they this those
+    through to too under until up very was we were what when where which while who whom why will with
+    would you your yours yourself yourselves yeah yes oh hey hi wow really so just also got get like
+    thanks thank im i'm it's that's
+    """.split()  # noqa: SIM905
+)
+
+
+def stem(word: str) -> str:
+    """A deliberately small suffix stripper: enough to meet 'painted'/'painting'/'paints' at 'paint'."""
+    word = word.split("'")[0]
+    for suffix, min_stem in (
+        ("ingly", 4),
+        ("edly", 4),
+        ("ing", 3),
+        ("ies", 3),
+        ("ied", 3),
+        ("ed", 3),
+        ("es", 4),
+        ("ly", 4),
+        ("s", 3),
+    ):
+        if word.endswith(suffix) and len(word) - len(suffix) >= min_stem:
+            base = word[: -len(suffix)]
+            if suffix in ("ies", "ied"):
+                return base + "y"
+            if suffix in ("ing", "ed") and len(base) > 3 and base[-1] == base[-2]:
+                return base[:-1]  # running -> run, stopped -> stop
+            return base
+    return word
+
+
+def terms(text: str) -> list[str]:
+    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
+
+
+def recall_doc(seq: int, message: Message, tokens: int) -> RecallDoc:
+    text = message.text()
+    for call in message.tool_calls or ():
+        text += f"\n[tool call {call.function.name}({call.function.arguments})]"
+    indexed = f"{message.name or ''} {text}"
+    return RecallDoc(
+        seq=seq, role=message.role, name=message.name, text=text, tokens=tokens, terms=dict(Counter(terms(indexed)))
+    )
+
+
+def build_shard(turns: Iterable[tuple[int, Message, int]]) -> RecallShard:
+    docs = [recall_doc(seq, message, tokens) for seq, message, tokens in turns]
+    return RecallShard(first_seq=docs[0].seq, last_seq=docs[-1].seq, docs=docs)
+
+
+def score(shards: list[RecallShard], query: str) -> list[tuple[float, RecallDoc]]:
+    """BM25 scores of every indexed turn against ``query``, best first; turns scoring 0 are left out."""
+    docs = [doc for shard in shards for doc in shard.docs]
+    query_terms = set(terms(query))
+    if not docs or not query_terms:
+        return []
+    lengths = [sum(doc.terms.values()) for doc in docs]
+    average = sum(lengths) / len(docs) or 1.0
+    frequency = Counter(t for doc in docs for t in query_terms if t in doc.terms)
+    idf = {t: math.log(1 + (len(docs) - n + 0.5) / (n + 0.5)) for t, n in frequency.items()}
+    ranked: list[tuple[float, RecallDoc]] = []
+    for doc, length in zip(docs, lengths, strict=True):
+        total = 0.0
+        for term, weight in idf.items():
+            tf = doc.terms.get(term, 0)
+            if tf:
+                total += weight * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))
+        if total > 0:
+            ranked.append((total, doc))
+    ranked.sort(key=lambda pair: (-pair[0], pair[1].seq))
+    return ranked
+
+
+def render_recalled(docs: list[RecallDoc]) -> str:
+    """Recalled turns, in conversation order, each verbatim with its turn number and speaker."""
+    lines = ["Earlier turns recalled because they relate to the new message (verbatim, oldest first):"]
+    for doc in sorted(docs, key=lambda d: d.seq):
+        speaker = f"{doc.name} ({doc.role})" if doc.name else doc.role
+        lines.append(f"[turn {doc.seq}] {speaker}: {doc.text}")
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Summaries of evicted chunks: the session's (or a configured) model, with an extractive fallback.
+
+The fallback needs no model: it keeps the chunk's most salient sentences (frequent content words, names and
+numbers score high), in their original order, under a token target. It is deterministic, so a retried
+compaction writes the same epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from ctxgate.context.models import Epoch
+from ctxgate.context.recall import terms
+from ctxgate.messages import GenerationParams, Message
+from ctxgate.tokens import count_message, count_text
+
+if TYPE_CHECKING:
+    from ctxgate.providers.registry import ModelRouter
+
+logger = logging.getLogger(__name__)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+INSTRUCTIONS = (
+    "Summarise the conversation excerpt below for the assistant's future reference. Keep every fact, decision, "
+    "name, number, date and commitment; drop greetings and filler. Write terse bullet points, at most {words} words."
+)
+
+
+def epoch_message(first_seq: int, last_seq: int, summary: str) -> Message:
+    return Message(role="system", content=f"Summary of earlier conversation, turns {first_seq}-{last_seq}:\n{summary}")
+
+
+def make_epoch(first_seq: int, last_seq: int, summary: str) -> Epoch:
+    return Epoch(
+        first_seq=first_seq,
+        last_seq=last_seq,
+        summary=summary,
+        tokens=count_message(epoch_message(first_seq, last_seq, summary)),
+    )
+
+
+Unit = tuple[str, str]
+"""(speaker, text): a turn, or a line of an earlier summary when epochs are consolidated."""
+
+
+def turn_units(messages: list[Message]) -> list[Unit]:
+    return [(m.name or m.role, m.text()) for m in messages if m.text().strip()]
+
+
+def summary_units(summaries: list[str]) -> list[Unit]:
+    units: list[Unit] = []
+    for line in (line for summary in summaries for line in summary.splitlines()):
+        speaker, _, text = line.removeprefix("- ").partition(": ")
+        units.append((speaker, text) if text else ("summary", speaker))
+    return units
+
+
+def extractive_summary(units: list[Unit], target_tokens: int) -> str:
+    """The most salient sentences of ``units`` as bullets, in order, within ``target_tokens``."""
+    sentences: list[tuple[int, str, str]] = []  # (position, speaker, sentence)
+    for speaker, text in units:
+        for sentence in _SENTENCE.split(text.strip()):
+            if sentence.strip():
+                sentences.append((len(sentences), speaker, sentence.strip()))
+    if not sentences:
+        return "- (no text)"
+    frequency = Counter(t for _, _, s in sentences for t in set(terms(s)))
+
+    def salience(sentence: str) -> float:
+        words = terms(sentence)
+        if not words:
+            return 0.0
+        named = sum(1 for w in re.findall(r"\b[A-Z][a-z]+|\d+", sentence[1:]))
+        return (sum(frequency[w] for w in words) + 2.0 * named + len(set(words))) / (len(words) ** 0.5 + 2)
+
+    ranked = sorted(sentences, key=lambda s: (-salience(s[2]), s[0]))
+    chosen: list[tuple[int, str, str]] = []
+    used = 0
+    for position, speaker, sentence in ranked:
+        line = f"- {speaker}: {sentence}"
+        cost = count_text(line) + 1
+        if used + cost > target_tokens:
+            continue
+        chosen.append((position, speaker, sentence))
+        used += cost
+    if not chosen:  # even the best sentence is over target: keep its head
+        _, speaker, sentence = ranked[0]
+        words = sentence.split()
+        while words and count_text(f"- {speaker}: {' '.join(words)}") > target_tokens:
+            words = words[: max(1, len(words) * 3 // 4)] if len(words) > 1 else []
+        chosen = [(0, speaker, " ".join(words) or sentence[:40])]
+    return "\n".join(f"- {speaker}: {sentence}" for _, speaker, sentence in sorted(chosen))
+
+
+class Summarizer:
+    """Summarise with a model when one is configured and works; otherwise (``echo``, or any failure) extract."""
+
+    def __init__(self, router: ModelRouter | None, model: str | None = None) -> None:
+        self.router = router
+        self.model = model
+
+    def summarise(self, units: list[Unit], target_tokens: int, *, session_model: str | None = None) -> str:
+        """A summary within about ``target_tokens``: the configured summariser model, else the session's model,
+        else (echo, no model, or any failure) the extractive fallback."""
+        model = self.model or session_model
+        if self.router is not None and model:
+            try:
+                if self.router.resolve(model).provider != "echo":
+                    return self._with_model(model, units, target_tokens)
+            except Exception:  # the summary must land regardless; the extractive one always can
+                logger.warning("model summary failed; using the extractive summary", exc_info=True)
+        return extractive_summary(units, target_tokens)
+
+    def _with_model(self, model: str, units: list[Unit], target_tokens: int) -> str:
+        assert self.router is not None
+        transcript = "\n".join(f"{speaker}: {text}" for speaker, text in units)
+        prompt = [
+            Message(role="system", content=INSTRUCTIONS.format(words=max(20, target_tokens * 3 // 4))),
+            Message(role="user", content=transcript),
+        ]
+        params = GenerationParams(temperature=0, max_tokens=target_tokens)
+        completion, _ = self.router.complete(model, prompt, params)
+        summary = completion.message.text().strip()
+        if not summary or count_text(summary) > target_tokens * 1.2:
+            raise ValueError("model summary empty or over target")
+        return summary
