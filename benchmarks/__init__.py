@@ -10,4 +10,8 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.coldstart import main
 
         return main(json_output=args.json, repeats=args.repeats)
+    if args.bench == "context":
+        from benchmarks.context import main as context_main
+
+        return context_main(dataset=args.dataset, budget=args.budget, json_output=args.json, limit=args.limit)
     raise SystemExit(f"unknown benchmark {args.bench}")

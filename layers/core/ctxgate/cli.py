@@ -58,6 +58,12 @@ def parser() -> argparse.ArgumentParser:
     cold.add_argument("--json", action="store_true")
     cold.add_argument("--repeats", type=int, default=7, help="fresh processes per module (the median is reported)")
     cold.set_defaults(func=_bench)
+    context = kinds.add_parser("context", help="replay LoCoMo through the context engine and score the contexts")
+    context.add_argument("--dataset", type=Path, required=True, help="a LoCoMo-format JSON file")
+    context.add_argument("--budget", type=int, default=8192, help="the sessions' token budget")
+    context.add_argument("--limit", type=int, default=None, help="replay only the first N conversations")
+    context.add_argument("--json", action="store_true")
+    context.set_defaults(func=_bench)
     return root
 
 

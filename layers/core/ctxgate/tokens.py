@@ -29,6 +29,11 @@ def _encoding() -> Encoding:
     return tiktoken.get_encoding(ENCODING_NAME)
 
 
+def encode(text: str) -> list[int]:
+    """Token ids of ``text`` (for prefix-cache modelling; counts should use :func:`count_text`)."""
+    return _encoding().encode(text, disallowed_special=()) if text else []
+
+
 def count_text(text: str) -> int:
     if not text:
         return 0

@@ -212,17 +212,18 @@ class DynamoSessionStore:
             ":model": {"S": model},
         }
         sets = ["#last = :new", "#upd = :now", "#exp = :exp", "#model = :model"]
+        values[":expected"] = {"N": str(expected_last_seq)}
         if expected_last_seq == 0:
-            condition = "attribute_not_exists(pk)"
+            # A session may exist without turns (a pin was added first); its first turn still creates it.
+            condition = "attribute_not_exists(#last) OR #last = :expected"
             names["#created"] = "created_at"
-            sets.append("#created = :now")
+            sets.append("#created = if_not_exists(#created, :now)")
             if system_prompt is not None:
                 names["#sys"] = "system_prompt"
                 values[":sys"] = {"S": system_prompt}
                 sets.append("#sys = :sys")
         else:
             condition = "#last = :expected"
-            values[":expected"] = {"N": str(expected_last_seq)}
         return {
             "TableName": self.table,
             "Key": {"pk": {"S": pk}, "sk": {"S": META}},

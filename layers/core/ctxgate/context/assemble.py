@@ -158,7 +158,7 @@ def _recall(state: ContextState, new: list[Message], budget: int, config: Contex
     header = count_message(Message(role="system", content=render_recalled([])))
     used = header
     for points, doc in score(state.load_shards(), query):
-        if points < config.recall_min_score:
+        if points < config.recall_min_relevance:
             break
         cost = doc.tokens + 4  # the "[turn N] speaker:" prefix
         if used + cost > budget:

@@ -167,7 +167,7 @@ class ContextEngine:
 
 def _system_prompt(meta: SessionMeta | None, system: Message | None) -> str | None:
     """A session's system prompt is set by its first request; later ones may repeat it but not change it."""
-    if meta is None:
+    if meta is None or (meta.last_seq == 0 and meta.system_prompt is None):
         return system.text() if system else None
     if system is not None and system.text() != (meta.system_prompt or ""):
         raise InvalidRequest(

@@ -16,6 +16,7 @@ from ctxgate.messages import Message
 
 K1 = 1.2
 B = 0.75
+NEIGHBOUR_WEIGHT = 0.5
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 STOPWORDS = frozenset(
     """
@@ -75,7 +76,12 @@ def build_shard(turns: Iterable[tuple[int, Message, int]]) -> RecallShard:
 
 
 def score(shards: list[RecallShard], query: str) -> list[tuple[float, RecallDoc]]:
-    """BM25 scores of every indexed turn against ``query``, best first; turns scoring 0 are left out."""
+    """Relevance of every indexed turn to ``query``, best first; turns scoring 0 are left out.
+
+    A turn's BM25 score is smoothed with its neighbours' (an answer often sits beside the turn that names the
+    topic), then normalised by the query's total IDF so that one threshold means the same for any query: about 1.0
+    for a turn that holds every query term once, near 0 for one that shares a single common word.
+    """
     docs = [doc for shard in shards for doc in shard.docs]
     query_terms = set(terms(query))
     if not docs or not query_terms:
@@ -84,7 +90,10 @@ def score(shards: list[RecallShard], query: str) -> list[tuple[float, RecallDoc]
     average = sum(lengths) / len(docs) or 1.0
     frequency = Counter(t for doc in docs for t in query_terms if t in doc.terms)
     idf = {t: math.log(1 + (len(docs) - n + 0.5) / (n + 0.5)) for t, n in frequency.items()}
-    ranked: list[tuple[float, RecallDoc]] = []
+    norm = sum(idf.values())
+    if norm == 0:
+        return []
+    raw: dict[int, float] = {}
     for doc, length in zip(docs, lengths, strict=True):
         total = 0.0
         for term, weight in idf.items():
@@ -92,7 +101,12 @@ def score(shards: list[RecallShard], query: str) -> list[tuple[float, RecallDoc]
             if tf:
                 total += weight * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))
         if total > 0:
-            ranked.append((total, doc))
+            raw[doc.seq] = total
+    ranked = []
+    for doc in docs:
+        smoothed = raw.get(doc.seq, 0.0) + NEIGHBOUR_WEIGHT * (raw.get(doc.seq - 1, 0.0) + raw.get(doc.seq + 1, 0.0)) / 2
+        if smoothed > 0:
+            ranked.append((smoothed / norm, doc))
     ranked.sort(key=lambda pair: (-pair[0], pair[1].seq))
     return ranked
 

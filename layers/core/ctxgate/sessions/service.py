@@ -119,7 +119,7 @@ class ChatService:
             expected_last_seq=meta.last_seq if meta else 0,
             messages=stored,
             tokens=tokens,
-            system_prompt=prepared.system_prompt if meta is None else None,
+            system_prompt=prepared.system_prompt if meta is None or meta.last_seq == 0 else None,
             model=request.model,
             now=now,
             pins=pins,
