@@ -159,7 +159,6 @@ def run(dataset: Path, budget: int, limit: int | None = None) -> dict[str, Any]:
 
 def _replay_all(conversations: list[dict[str, Any]], budget: int) -> Totals:
     import boto3
-
     from ctxgate.adapters.aws import reset_clients
     from ctxgate.api.gateway import build_engine, get_gateway
     from ctxgate.context.consumer import compaction_engine
@@ -170,8 +169,14 @@ def _replay_all(conversations: list[dict[str, Any]], budget: int) -> Totals:
     from ctxgate_local import moto_patches
     from ctxgate_local.template import provision, read_stack
 
-    os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-                       "POWERTOOLS_LOG_LEVEL": "WARNING"})
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+    )
     os.environ.pop("AWS_ENDPOINT_URL", None)
     moto_patches.apply()
     session = boto3.session.Session(region_name="us-east-1")
@@ -188,8 +193,13 @@ def _replay_all(conversations: list[dict[str, Any]], budget: int) -> Totals:
     router = ModelRouter(models, RetryPolicy(), provider_factory=lambda config, timeout: scripted)
     engine.compactor.summarizer.router = router
     compaction_engine().compactor.summarizer.router = router  # the consumer summarises with the replay's models too
-    service = ChatService(engine.store, router, engine, ttl_seconds=settings.session_ttl_seconds,
-                          conflict_retries=settings.session_conflict_retries)
+    service = ChatService(
+        engine.store,
+        router,
+        engine,
+        ttl_seconds=settings.session_ttl_seconds,
+        conflict_retries=settings.session_conflict_retries,
+    )
     consumer = stack.functions["CompactContextFunction"]
     totals = Totals()
     for conversation in conversations:
@@ -197,8 +207,16 @@ def _replay_all(conversations: list[dict[str, Any]], budget: int) -> Totals:
     return totals
 
 
-def _replay(conversation: dict[str, Any], budget: int, service: Any, scripted: ScriptedProvider, stack: Any,
-            consumer: Any, sqs: Any, totals: Totals) -> None:
+def _replay(
+    conversation: dict[str, Any],
+    budget: int,
+    service: Any,
+    scripted: ScriptedProvider,
+    stack: Any,
+    consumer: Any,
+    sqs: Any,
+    totals: Totals,
+) -> None:
     from ctxgate.messages import GenerationParams, Message
     from ctxgate.sessions.service import ChatRequest
     from ctxgate.tokens import REPLY_PRIMING_TOKENS, count_message, count_messages
@@ -219,14 +237,16 @@ def _replay(conversation: dict[str, Any], budget: int, service: Any, scripted: S
             service.add_pin(TENANT, session_id, pin)
             pins.append(pin)
             transcript_tokens += count_message(Message(role="user", content=pin))  # a client would resend it too
-        new = [Message(role=role, name=user if role == "user" else assistant, content=text)
-               for role, _, text in request.new]
+        new = [
+            Message(role=role, name=user if role == "user" else assistant, content=text)
+            for role, _, text in request.new
+        ]
         if number == 0:
             new.insert(0, Message(role="system", content=SYSTEM_PROMPT))
         scripted.next_reply = request.reply[1] if request.reply else ""
-        outcome = service.stateful(TENANT, session_id,
-                                   ChatRequest(model=MODEL, messages=new, params=GenerationParams(),
-                                               budget_tokens=budget))
+        outcome = service.stateful(
+            TENANT, session_id, ChatRequest(model=MODEL, messages=new, params=GenerationParams(), budget_tokens=budget)
+        )
         plan = outcome.plan
         messages = plan.messages
         total = count_messages(messages)

@@ -53,6 +53,8 @@ class Aws:
 
     physical: dict[str, str]
     session: Any
+    stack: Any
+    """The provisioned ``ctxgate_local.template.LocalStack`` (functions, queue ARNs, ...)."""
 
     @property
     def table(self) -> str:
@@ -82,7 +84,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         for name, value in stack.functions["ApiFunction"].environment.items():
             monkeypatch.setenv(name, value)
         _reset_caches()
-        yield Aws(physical=stack.physical, session=boto3.session.Session(region_name="us-east-1"))
+        yield Aws(physical=stack.physical, session=boto3.session.Session(region_name="us-east-1"), stack=stack)
 
 
 @dataclass

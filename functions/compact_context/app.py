@@ -21,10 +21,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    job = CompactionRequest.model_validate_json(record.body)
     try:
+        job = CompactionRequest.model_validate_json(record.body)
         result = compaction_engine().compactor.run(job)
-    except Exception:
+    except Exception:  # every failure, a malformed body included, is redelivered after a jittered delay
         delay_retry(record.receipt_handle, int(record.attributes.approximate_receive_count))
         raise
     logger.info("compaction", extra={"session": job.session_id, "status": result.status, "to": result.evicted_through})

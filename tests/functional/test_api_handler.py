@@ -152,3 +152,94 @@ def test_models_and_health(api, lambda_context, aws):
     assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == ["echo"]
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/healthz"
     assert json.loads(call(api, lambda_context, event)[2]) == {"status": "ok"}
+
+
+def route_event(method: str, path: str, *, body=None, query=None, headers=None) -> dict:
+    event = load_event(
+        "get_session.json", rawPath=path, routeKey=f"{method} {path}", queryStringParameters=query, rawQueryString=""
+    )
+    event["requestContext"]["http"].update(method=method, path=path)
+    if body is not None:
+        event["body"] = json.dumps(body)
+    event["headers"].update(headers or {})
+    return event
+
+
+def test_pins_can_be_added_listed_and_deleted_and_reach_the_context(api, lambda_context, aws):
+    status, _, body = call(
+        api,
+        lambda_context,
+        route_event("POST", "/v1/sessions/p1/pins", body={"content": "Budget is 2000 EUR, never more."}),
+    )
+    assert status == 201
+    pin = json.loads(body)
+    assert pin["object"] == "session.pin" and pin["id"].startswith("pin_")
+    chat = {
+        "model": "echo",
+        "messages": [
+            {"role": "user", "content": "Plan a trip", "pin": False},
+            {"role": "user", "content": "Vegetarian food only.", "pin": True},
+        ],
+    }
+    status, _, body = call(
+        api, lambda_context, load_event("chat_completion_stateful.json", body=chat, headers={"x-session-id": "p1"})
+    )
+    # system pins message + the two new user messages; the pinned message is both a turn and a pin
+    assert json.loads(body)["choices"][0]["message"]["content"].startswith("[echo] received 3 messages")
+    listed = json.loads(call(api, lambda_context, route_event("GET", "/v1/sessions/p1/pins"))[2])["data"]
+    assert [p["content"] for p in listed] == ["Budget is 2000 EUR, never more.", "Vegetarian food only."]
+    status, _, body = call(
+        api, lambda_context, route_event("GET", "/v1/sessions/p1/context", query={"message": "What is my budget?"})
+    )
+    context = json.loads(body)
+    pins_section = next(s for s in context["sections"] if s["name"] == "pins")
+    assert status == 200 and pins_section["messages"] == 1 and pins_section["tokens"] > 10
+    status, _, _ = call(api, lambda_context, route_event("DELETE", f"/v1/sessions/p1/pins/{pin['id']}"))
+    assert status == 200
+    assert call(api, lambda_context, route_event("DELETE", f"/v1/sessions/p1/pins/{pin['id']}"))[0] == 404
+    listed = json.loads(call(api, lambda_context, route_event("GET", "/v1/sessions/p1/pins"))[2])["data"]
+    assert [p["content"] for p in listed] == ["Vegetarian food only."]
+
+
+@pytest.mark.parametrize("body", [{"content": ""}, {"content": 5}, {}, "not json"])
+def test_bad_pins_are_4xx(api, lambda_context, aws, body):
+    event = route_event("POST", "/v1/sessions/p2/pins")
+    event["body"] = body if isinstance(body, str) else json.dumps(body)
+    status, _, text = call(api, lambda_context, event)
+    assert status == 400 and json.loads(text)["error"]["type"] == "invalid_request_error"
+    assert aws.item_count() == 0
+
+
+def test_context_inspection_reports_sections_turns_breakpoints_and_budget(api, lambda_context, aws):
+    system = "You are a meticulous travel planner. " * 200  # over the 1,024-token minimum a cache needs
+    first = {
+        "model": "echo",
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": "Lisbon in May, please."}],
+    }
+    headers = {"x-session-id": "ctx1", "x-ctxgate-budget": "4096"}
+    status, response_headers, _ = call(
+        api, lambda_context, load_event("chat_completion_stateful.json", body=first, headers=headers)
+    )
+    assert status == 200 and int(response_headers["x-ctxgate-context-tokens"]) <= 4096
+    for i in range(12):
+        follow = {"model": "echo", "messages": [{"role": "user", "content": f"Day {i}: museums, food and a walk."}]}
+        call(api, lambda_context, load_event("chat_completion_stateful.json", body=follow, headers=headers))
+    status, _, body = call(
+        api, lambda_context, route_event("GET", "/v1/sessions/ctx1/context", query={"message": "What about day 3?"})
+    )
+    plan = json.loads(body)
+    assert status == 200 and plan["object"] == "session.context"
+    assert [s["name"] for s in plan["sections"]] == ["system", "pins", "summaries", "recent", "recalled", "new"]
+    assert plan["budget"]["budget_tokens"] == 4096 and plan["budget"]["used_tokens"] <= plan["budget"]["input_budget"]
+    assert set(plan["turns"]) == {"included", "summarised", "recalled", "evicted"}
+    assert plan["breakpoints"] and plan["breakpoints"][0]["section"] == "system"
+    assert all(b["tokens_before"] >= 1024 for b in plan["breakpoints"])
+    assert call(api, lambda_context, route_event("GET", "/v1/sessions/nope/context"))[0] == 404
+
+
+def test_a_budget_too_small_for_the_message_is_a_4xx_and_stores_nothing(api, lambda_context, aws):
+    body = {"model": "echo", "messages": [{"role": "user", "content": "word " * 600}]}
+    event = load_event("chat_completion_stateful.json", body=body, headers={"x-ctxgate-budget": "512"})
+    status, _, text = call(api, lambda_context, event)
+    assert status == 400 and json.loads(text)["error"]["code"] == "context_budget_exceeded"
+    assert aws.item_count() == 0

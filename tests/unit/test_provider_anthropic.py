@@ -106,3 +106,35 @@ def test_overloaded_is_transient_with_retry_after():
     with pytest.raises(TransientProviderError) as caught:
         provider().complete(ProviderRequest(upstream_model="c", messages=[Message(role="user", content="x")]))
     assert caught.value.retry_after == 7.0
+
+
+@respx.mock
+def test_cache_breakpoints_become_cache_control_on_system_blocks_and_the_last_history_block():
+    route = respx.post(f"{BASE}/v1/messages").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "type": "message",
+                "content": [{"type": "text", "text": "ok"}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": 1, "output_tokens": 1},
+            },
+        )
+    )
+    messages = [
+        Message(role="system", content="system prompt"),
+        Message(role="system", content="Pinned constraints: ..."),
+        Message(role="user", content="old question"),
+        Message(role="assistant", content="old answer"),
+        Message(role="user", content="new question"),
+    ]
+    provider().complete(ProviderRequest(upstream_model="claude-x", messages=messages, cache_points=[0, 1, 3]))
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["system"] == [
+        {"type": "text", "text": "system prompt", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "Pinned constraints: ...", "cache_control": {"type": "ephemeral"}},
+    ]
+    assert sent["messages"][1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in sent["messages"][2]["content"][-1]
+    marked = [b for m in sent["messages"] for b in m["content"] if "cache_control" in b]
+    assert len(marked) + len(sent["system"]) <= 4

@@ -133,3 +133,29 @@ def test_tool_use_stop_reason_maps_to_tool_calls(stubbed):
     router, _ = router_for(client)
     completion, _ = router.complete("claude", [Message(role="user", content="hi")], GenerationParams())
     assert completion.finish_reason == "tool_calls" and completion.message.tool_calls[0].id == "t9"
+
+
+def test_cache_breakpoints_become_cache_points(stubbed):
+    client, stubber = stubbed
+    expected = {
+        "modelId": MODEL_ID,
+        "system": [{"text": "system prompt"}, {"cachePoint": {"type": "default"}}, {"text": "pins"}],
+        "messages": [
+            {"role": "user", "content": [{"text": "old"}]},
+            {"role": "assistant", "content": [{"text": "answer"}, {"cachePoint": {"type": "default"}}]},
+            {"role": "user", "content": [{"text": "new"}]},
+        ],
+    }
+    stubber.add_response("converse", converse_response(), expected)
+    provider = BedrockProvider(timeout=5, client=client)
+    from ctxgate.messages import ProviderRequest
+
+    messages = [
+        Message(role="system", content="system prompt"),
+        Message(role="system", content="pins"),
+        Message(role="user", content="old"),
+        Message(role="assistant", content="answer"),
+        Message(role="user", content="new"),
+    ]
+    provider.complete(ProviderRequest(upstream_model=MODEL_ID, messages=messages, cache_points=[0, 3]))
+    stubber.assert_no_pending_responses()

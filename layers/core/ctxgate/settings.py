@@ -60,7 +60,7 @@ class Settings:
             default_budget_tokens=_int("CTXGATE_DEFAULT_BUDGET_TOKENS", 8192),
             compaction_queue_url=os.environ.get("CTXGATE_COMPACTION_QUEUE_URL", "").strip(),
             summarizer_model=os.environ.get("CTXGATE_SUMMARIZER_MODEL", "").strip(),
-            recall_share=_float("CTXGATE_RECALL_SHARE", 0.3),
+            recall_share=_float("CTXGATE_RECALL_SHARE", 0.35),
         )
 
 

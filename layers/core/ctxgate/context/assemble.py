@@ -20,15 +20,16 @@ from ctxgate.context.models import (
     ContextPlan,
     Epoch,
     Pin,
+    RecallDoc,
     RecallShard,
     Section,
 )
-from ctxgate.context.recall import render_recalled, score
+from ctxgate.context.recall import RECALL_HEADER, recall_line, render_recalled, score
 from ctxgate.context.summarize import epoch_message
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
 from ctxgate.sessions.models import Turn
-from ctxgate.tokens import REPLY_PRIMING_TOKENS, count_message
+from ctxgate.tokens import REPLY_PRIMING_TOKENS, count_message, count_text
 
 MAX_BREAKPOINTS = 4
 
@@ -130,7 +131,8 @@ def assemble_context(
     add("new", list(new))
 
     used = sum(s.tokens for s in sections) + REPLY_PRIMING_TOKENS
-    assert used <= input_budget, "assembly must never exceed the budget"
+    if used > input_budget:  # an invariant, not a client error: every section above was sized to fit
+        raise RuntimeError(f"context assembly overran its budget: {used} > {input_budget}")
     recalled_seqs = sorted(d.seq for d in recalled)
     summarised = [(e.first_seq, e.last_seq) for e in epochs]
     return ContextPlan(
@@ -152,19 +154,21 @@ def assemble_context(
     )
 
 
-def _recall(state: ContextState, new: list[Message], budget: int, config: ContextConfig) -> list:
+def _recall(state: ContextState, new: list[Message], budget: int, config: ContextConfig) -> list[RecallDoc]:
+    """The most relevant evicted turns that fit in ``budget`` tokens (the rendered message, exactly)."""
     query = " ".join(m.text() for m in new if m.role in ("user", "tool"))
-    chosen = []
-    header = count_message(Message(role="system", content=render_recalled([])))
-    used = header
-    for points, doc in score(state.load_shards(), query):
-        if points < config.recall_min_relevance:
+    chosen: list[RecallDoc] = []
+    used = count_message(Message(role="system", content=RECALL_HEADER))
+    for relevance, doc in score(state.load_shards(), query):
+        if relevance < config.recall_min_relevance:
             break
-        cost = doc.tokens + 4  # the "[turn N] speaker:" prefix
-        if used + cost > budget:
-            continue
-        chosen.append(doc)
-        used += cost
+        cost = count_text("\n" + recall_line(doc))
+        if used + cost <= budget:
+            chosen.append(doc)
+            used += cost
+    # Token counts are not exactly additive across a join; drop the least relevant until the message fits.
+    while chosen and count_message(Message(role="system", content=render_recalled(chosen))) > budget:
+        chosen.pop()
     return chosen
 
 

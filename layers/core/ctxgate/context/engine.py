@@ -130,7 +130,7 @@ class ContextEngine:
                     state = replace(
                         state, budget_tokens=budget_tokens, output_reserve=default_output_reserve(budget_tokens)
                     )
-            state = replace(state, pins=[*state.pins, *(new_pins or [])])
+            state = replace(state, system_prompt=system_prompt, pins=[*state.pins, *(new_pins or [])])
             try:
                 plan = assemble_context(
                     state,

@@ -52,10 +52,10 @@ class RecallShard(BaseModel):
 class ContextConfig(BaseModel):
     """Shares are fractions of the input budget (``budget_tokens - output_reserve``)."""
 
-    recall_share: float = Field(default=0.3, ge=0, le=0.8)
-    summary_share: float = Field(default=0.12, ge=0.02, le=0.5)
+    recall_share: float = Field(default=0.35, ge=0, le=0.8)
+    summary_share: float = Field(default=0.08, ge=0.02, le=0.5)
     high_water: float = Field(default=0.9, gt=0, le=1)
-    low_water: float = Field(default=0.45, gt=0, lt=1)
+    low_water: float = Field(default=0.3, gt=0, lt=1)
     recall_min_relevance: float = Field(default=0.3, ge=0)
     """Normalised relevance (see ``recall.score``) below which an evicted turn is not recalled: it keeps small
     talk from filling the recall section (uncached tokens) while specific questions still recall their turns."""

@@ -104,17 +104,22 @@ def score(shards: list[RecallShard], query: str) -> list[tuple[float, RecallDoc]
             raw[doc.seq] = total
     ranked = []
     for doc in docs:
-        smoothed = raw.get(doc.seq, 0.0) + NEIGHBOUR_WEIGHT * (raw.get(doc.seq - 1, 0.0) + raw.get(doc.seq + 1, 0.0)) / 2
+        neighbours = (raw.get(doc.seq - 1, 0.0) + raw.get(doc.seq + 1, 0.0)) / 2
+        smoothed = raw.get(doc.seq, 0.0) + NEIGHBOUR_WEIGHT * neighbours
         if smoothed > 0:
             ranked.append((smoothed / norm, doc))
     ranked.sort(key=lambda pair: (-pair[0], pair[1].seq))
     return ranked
 
 
+RECALL_HEADER = "Earlier turns recalled because they relate to the new message (verbatim, oldest first):"
+
+
+def recall_line(doc: RecallDoc) -> str:
+    speaker = f"{doc.name} ({doc.role})" if doc.name else doc.role
+    return f"[turn {doc.seq}] {speaker}: {doc.text}"
+
+
 def render_recalled(docs: list[RecallDoc]) -> str:
     """Recalled turns, in conversation order, each verbatim with its turn number and speaker."""
-    lines = ["Earlier turns recalled because they relate to the new message (verbatim, oldest first):"]
-    for doc in sorted(docs, key=lambda d: d.seq):
-        speaker = f"{doc.name} ({doc.role})" if doc.name else doc.role
-        lines.append(f"[turn {doc.seq}] {speaker}: {doc.text}")
-    return "\n".join(lines)
+    return "\n".join([RECALL_HEADER, *(recall_line(d) for d in sorted(docs, key=lambda d: d.seq))])

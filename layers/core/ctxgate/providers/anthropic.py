@@ -11,6 +11,7 @@ from ctxgate.providers.base import HttpProvider, ProviderRejected, alternate_rol
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
+EPHEMERAL = {"type": "ephemeral"}
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 
 
@@ -43,8 +44,22 @@ def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
 
 def to_anthropic(request: ProviderRequest) -> dict[str, Any]:
     """Convert to a Messages API body: top-level system, alternating roles, tool results as user blocks."""
-    system = "\n\n".join(m.text() for m in request.messages if m.role == "system")
-    turns = alternate_roles(request.messages, _blocks)
+    points = set(request.cache_points)
+
+    def blocks(index: int, message: Message) -> list[dict[str, Any]]:
+        out = _blocks(message)
+        if index in points and out:
+            out[-1] = {**out[-1], "cache_control": EPHEMERAL}
+        return out
+
+    systems = [(i, m.text()) for i, m in enumerate(request.messages) if m.role == "system" and m.text()]
+    system: str | list[dict[str, Any]] = "\n\n".join(text for _, text in systems)
+    if points.intersection(i for i, _ in systems):
+        system = [
+            {"type": "text", "text": text, **({"cache_control": EPHEMERAL} if i in points else {})}
+            for i, text in systems
+        ]
+    turns = alternate_roles(request.messages, blocks)
     params = request.params
     body: dict[str, Any] = {
         "model": request.upstream_model,

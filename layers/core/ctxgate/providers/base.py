@@ -123,16 +123,18 @@ class HttpProvider:
 
 
 def alternate_roles(
-    messages: list[Message], to_blocks: Callable[[Message], list[dict[str, Any]]]
+    messages: list[Message], to_blocks: Callable[[int, Message], list[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
     """Anthropic and Bedrock take user/assistant turns with content blocks, and no system or tool role: tool
-    results travel as user blocks, and consecutive messages of one role merge into one turn."""
+    results travel as user blocks, and consecutive messages of one role merge into one turn.
+
+    ``to_blocks`` receives each message's index in ``messages`` (to place cache breakpoints)."""
     turns: list[dict[str, Any]] = []
-    for message in messages:
+    for index, message in enumerate(messages):
         if message.role == "system":
             continue
         role = "assistant" if message.role == "assistant" else "user"
-        blocks = to_blocks(message)
+        blocks = to_blocks(index, message)
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:

@@ -19,6 +19,7 @@ TRANSIENT_CODES = frozenset(
     }
 )
 REJECTED_CODES = frozenset({"ValidationException", "ModelErrorException"})
+CACHE_POINT = {"cachePoint": {"type": "default"}}
 STOP_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -47,10 +48,21 @@ def _content(message: Message) -> list[dict[str, Any]]:
 def to_converse(request: ProviderRequest) -> dict[str, Any]:
     """Keyword arguments for ``bedrock-runtime.converse``."""
     kwargs: dict[str, Any] = {"modelId": request.upstream_model}
-    system = [{"text": m.text()} for m in request.messages if m.role == "system" and m.text()]
+    points = set(request.cache_points)
+    system: list[dict[str, Any]] = []
+    for index, message in enumerate(request.messages):
+        if message.role == "system" and message.text():
+            system.append({"text": message.text()})
+            if index in points:
+                system.append(CACHE_POINT)
     if system:
         kwargs["system"] = system
-    kwargs["messages"] = alternate_roles(request.messages, _content)
+
+    def blocks(index: int, message: Message) -> list[dict[str, Any]]:
+        out = _content(message)
+        return [*out, CACHE_POINT] if index in points and out else out
+
+    kwargs["messages"] = alternate_roles(request.messages, blocks)
     params = request.params
     inference: dict[str, Any] = {}
     if params.output_limit() is not None:

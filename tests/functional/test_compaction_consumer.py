@@ -1,0 +1,138 @@
+"""functions/compact_context/app.py on moto: the queue from template.yaml, the real handler, the real store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from ctxgate.api.gateway import get_gateway
+from ctxgate.context.compaction import CompactionRequest
+from ctxgate.messages import GenerationParams, Message
+from ctxgate.retry import RetryPolicy
+from ctxgate.sessions.service import ChatRequest
+
+from tests.conftest import load_function
+
+
+@pytest.fixture
+def consumer(aws, monkeypatch):
+    import ctxgate.context.consumer as consumer_module
+
+    # Redelivery delays are real SQS visibility timeouts; make them immediate so the test takes no time.
+    monkeypatch.setattr(consumer_module, "REDELIVERY", RetryPolicy(base_delay=0.0, max_delay=0.0))
+    consumer_module.compaction_engine.cache_clear()
+    return load_function("compact_context")
+
+
+def fill(session: str, turns: int, budget: int = 512) -> None:
+    service = get_gateway().service
+    for i in range(turns):
+        text = f"turn {i}: the quick brown fox jumps over the lazy dog near the riverbank at dawn"
+        service.stateful(
+            "default",
+            session,
+            ChatRequest("echo", [Message(role="user", content=text)], GenerationParams(), budget_tokens=budget),
+        )
+
+
+def receive(aws, queue: str = "CompactionQueue", wait: int = 0) -> list[dict]:
+    sqs = aws.session.client("sqs")
+    return sqs.receive_message(
+        QueueUrl=aws.physical[queue], MaxNumberOfMessages=10, WaitTimeSeconds=wait, AttributeNames=["All"]
+    ).get("Messages", [])
+
+
+def event(messages: list[dict], aws) -> dict:
+    from ctxgate_local.sqs_delivery import sqs_event
+
+    return sqs_event(messages, aws.stack.arns["CompactionQueue"])
+
+
+def epochs(session: str) -> list:
+    return get_gateway().service.store.context("default", session)[2]
+
+
+def test_crossing_the_high_water_mark_queues_a_compaction_that_the_consumer_lands(aws, consumer, lambda_context):
+    # GIVEN a session whose history grew past its high-water mark
+    fill("s1", 12)
+    messages = receive(aws)
+    assert messages, "the chat path queued a compaction"
+    # WHEN the consumer handles the batch
+    response = consumer.lambda_handler(event(messages, aws), lambda_context)
+    # THEN nothing failed and the session has a summary epoch and an eviction mark
+    assert response == {"batchItemFailures": []}
+    meta = get_gateway().service.store.get("default", "s1")
+    assert meta.evicted_through > 0 and len(epochs("s1")) == 1
+    assert epochs("s1")[0].last_seq == meta.evicted_through
+
+
+def test_a_duplicate_delivery_creates_no_second_epoch(aws, consumer, lambda_context):
+    fill("s2", 12)
+    job = json.loads(receive(aws)[0]["Body"])
+    duplicate = [
+        {
+            "MessageId": f"m{i}",
+            "ReceiptHandle": f"r{i}",
+            "Body": json.dumps(job),
+            "Attributes": {"ApproximateReceiveCount": "1"},
+        }
+        for i in range(2)
+    ]
+    assert consumer.lambda_handler(event(duplicate, aws), lambda_context) == {"batchItemFailures": []}
+    assert len(epochs("s2")) == 1
+    # and a third, later delivery of the same job is still a no-op
+    assert consumer.lambda_handler(event(duplicate[:1], aws), lambda_context) == {"batchItemFailures": []}
+    assert len(epochs("s2")) == 1
+
+
+def test_a_poison_message_fails_alone_and_reaches_the_dlq_after_max_receives(aws, consumer, lambda_context):
+    from ctxgate_local.sqs_delivery import deliver_once
+
+    sqs = aws.session.client("sqs")
+    fill("s3", 12)
+    good = receive(aws)
+    for m in good:  # make the good job visible again so it shares a batch with the poison one
+        sqs.change_message_visibility(
+            QueueUrl=aws.physical["CompactionQueue"], ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+        )
+    sqs.send_message(QueueUrl=aws.physical["CompactionQueue"], MessageBody='{"tenant": "default"}')
+    batch = receive(aws)
+    poison = [m["MessageId"] for m in batch if "session_id" not in m["Body"]]
+    # GIVEN one batch holding good jobs and a poison one, WHEN it is handled
+    response = consumer.lambda_handler(event(batch, aws), lambda_context)
+    # THEN exactly the poison message is reported as failed
+    assert response == {"batchItemFailures": [{"itemIdentifier": poison[0]}]}
+    # and redelivered (by the local event-source mapping) until the redrive policy moves it to the DLQ
+    function = aws.stack.functions["CompactContextFunction"]
+    for _ in range(10):
+        deliver_once(sqs, function, function.queues[0], aws.stack)
+    dlq = receive(aws, "CompactionDeadLetterQueue")
+    assert [m["Body"] for m in dlq] == ['{"tenant": "default"}']
+    assert receive(aws) == []
+
+
+def test_an_append_during_compaction_is_not_lost(aws, consumer):
+    # GIVEN a compaction that reads the session, and a turn appended before it commits
+    fill("s4", 12)
+    engine = get_gateway().service.engine
+    store = engine.store
+    original = store.commit_compaction
+    raced = []
+
+    def commit_after_a_concurrent_append(*args, **kwargs):
+        if not raced:
+            raced.append(True)
+            fill("s4", 1)  # another request lands between the compaction's read and its write
+        return original(*args, **kwargs)
+
+    store.commit_compaction = commit_after_a_concurrent_append
+    meta = store.get("default", "s4")
+    engine.compactor.run(CompactionRequest(tenant="default", session_id="s4", evicted_through=meta.evicted_through))
+    # THEN both the compaction and the appended turn landed, and every turn is either summarised or verbatim
+    after = store.get("default", "s4")
+    assert after.last_seq == meta.last_seq + 2 and after.evicted_through > 0
+    turns = store.turns("default", "s4").turns
+    assert [t.seq for t in turns] == list(range(1, after.last_seq + 1))
+    plan = get_gateway().service.inspect("default", "s4", "hello")
+    covered = [s for first, last in plan.summarised for s in range(first, last + 1)]
+    assert sorted(covered + plan.included) == list(range(1, after.last_seq + 1))
