@@ -13,5 +13,9 @@ def run(args: argparse.Namespace) -> int:
     if args.bench == "context":
         from benchmarks.context import main as context_main
 
+        if args.recall_min_relevance is not None:
+            import os
+
+            os.environ["CTXGATE_RECALL_MIN_RELEVANCE"] = str(args.recall_min_relevance)
         return context_main(dataset=args.dataset, budget=args.budget, json_output=args.json, limit=args.limit)
     raise SystemExit(f"unknown benchmark {args.bench}")

@@ -181,7 +181,11 @@ def _replay_all(conversations: list[dict[str, Any]], budget: int) -> Totals:
     moto_patches.apply()
     session = boto3.session.Session(region_name="us-east-1")
     stack = provision(read_stack(ROOT / "template.yaml"), session)
+    gate = os.environ.get("CTXGATE_RECALL_MIN_RELEVANCE")
     os.environ.update(stack.functions["ApiFunction"].environment)
+    if gate is not None:
+        os.environ["CTXGATE_RECALL_MIN_RELEVANCE"] = gate
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the handlers' INFO lines would bury the figures (and --json)
     for cached in (get_settings, get_gateway, compaction_engine):
         cached.cache_clear()
     reset_clients()

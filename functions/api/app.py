@@ -5,16 +5,26 @@ Routing and rendering only; every decision is made in :mod:`ctxgate.api.gateway`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ctxgate.api.gateway import HttpResult, get_gateway, resolve_tenant
+from ctxgate.api.http import HttpResult
 from ctxgate.errors import CtxgateError, NotFound
+
+if TYPE_CHECKING:
+    from ctxgate.api.gateway import Gateway
 
 logger = Logger()
 app = APIGatewayHttpResolver()
+
+
+def get_gateway() -> Gateway:
+    """The domain is imported on first use: a health check or a model listing never pays for it."""
+    from ctxgate.api.gateway import get_gateway
+
+    return get_gateway()
 
 
 def render(result: HttpResult) -> Response:
@@ -22,6 +32,8 @@ def render(result: HttpResult) -> Response:
 
 
 def tenant() -> str:
+    from ctxgate.api.gateway import resolve_tenant
+
     return resolve_tenant(app.current_event.raw_event)
 
 

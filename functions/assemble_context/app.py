@@ -10,7 +10,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ctxgate.api.gateway import get_gateway
 from ctxgate.settings import get_settings
 from pydantic import BaseModel, Field
 
@@ -26,6 +25,8 @@ class AssembleInput(BaseModel):
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    from ctxgate.api.gateway import get_gateway  # the domain loads on first use, not at cold start
+
     request = AssembleInput.model_validate(event)
     tenant = request.tenant or get_settings().default_tenant
     plan = get_gateway().service.inspect(tenant, request.session_id, request.message, request.model)

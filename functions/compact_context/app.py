@@ -13,14 +13,16 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from ctxgate.context.compaction import CompactionRequest
-from ctxgate.context.consumer import compaction_engine, delay_retry
 
 logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
+    # The domain is imported on first use, so the cold start pays only for Powertools.
+    from ctxgate.context.compaction import CompactionRequest
+    from ctxgate.context.consumer import compaction_engine, delay_retry
+
     try:
         job = CompactionRequest.model_validate_json(record.body)
         result = compaction_engine().compactor.run(job)

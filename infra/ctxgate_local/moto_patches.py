@@ -4,6 +4,10 @@ DynamoDB transactions: moto's ``transact_write_items`` deep-copies each table, a
 one, and on a failed condition *restores the copy*, silently discarding whatever other threads committed in
 between. Real DynamoDB serializes writes to an item, so the conditional appends that sessions rely on would be
 lost only under moto. Holding one lock around every DynamoDB write restores serializability.
+
+The copy is also O(table) per transaction, which makes long replays crawl. Under the lock, the replacement below
+checks every condition first and applies the operations only if all pass (DynamoDB's all-or-nothing semantics);
+should an operation still fail midway, it restores just the items the transaction touched.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import threading
 from typing import Any
 
 MOTO_VERSION = "5.2.1"
-_WRITE_METHODS = ("transact_write_items", "put_item", "update_item", "delete_item")
+_WRITE_METHODS = ("put_item", "update_item", "delete_item")
 _lock = threading.RLock()
 
 
@@ -27,6 +31,86 @@ def _serialized(method: Any) -> Any:
     return wrapper
 
 
+def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    with _lock:
+        operations: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = []
+        seen: set[tuple[str, str]] = set()
+        for entry in transact_items:
+            if len(entry) > 1:
+                raise TransactWriteSingleOpException
+            op_type, op = next(iter(entry.items()))
+            table_name = op["TableName"]
+            if op_type == "Put":
+                table = self.get_table(table_name)
+                attrs = op["Item"]
+                key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = attrs[table.range_key_attr]
+            else:
+                key = op["Key"]
+            identity = (table_name, str(dict(sorted(key.items()))))
+            if identity in seen:
+                raise MultipleTransactionsException()
+            seen.add(identity)
+            operations.append((op_type, op, table_name, key))
+
+        errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+        for _, op, table_name, key in operations:
+            current = self.get_item(table_name, key)
+            condition = op.get("ConditionExpression")
+            passed = condition is None or get_filter_expression(
+                condition, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+            ).expr(current)
+            if passed:
+                errors.append((None, None, None))
+            else:
+                old = None
+                if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                    old = current.to_json()["Attributes"]
+                errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
+        if any(code is not None for code, _, _ in errors):
+            raise TransactionCanceledException(errors)
+
+        before = [(table_name, key, self.get_item(table_name, key)) for _, _, table_name, key in operations]
+        before = [(t, k, None if item is None else item.to_json()["Attributes"]) for t, k, item in before]
+        try:
+            for op_type, op, table_name, key in operations:
+                names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+                if op_type == "Put":
+                    self.put_item(
+                        table_name, op["Item"], expression_attribute_names=names, expression_attribute_values=values
+                    )
+                elif op_type == "Delete":
+                    self.delete_item(
+                        table_name, key, expression_attribute_names=names, expression_attribute_values=values
+                    )
+                elif op_type == "Update":
+                    self.update_item(
+                        table_name,
+                        key,
+                        update_expression=op["UpdateExpression"],
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
+        except Exception:
+            for table_name, key, attributes in before:
+                if attributes is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, attributes)
+            raise
+
+
 def apply() -> None:
     """Idempotent; call before serving requests (``ctxgate local``) or in test fixtures."""
     import moto
@@ -38,3 +122,5 @@ def apply() -> None:
         method = getattr(DynamoDBBackend, name)
         if not getattr(method, "__ctxgate_serialized__", False):
             setattr(DynamoDBBackend, name, _serialized(method))
+    if getattr(DynamoDBBackend.transact_write_items, "__wrapped__", None) is not _transact_write_items:
+        DynamoDBBackend.transact_write_items = _serialized(_transact_write_items)  # type: ignore[method-assign]

@@ -62,6 +62,9 @@ def parser() -> argparse.ArgumentParser:
     context.add_argument("--dataset", type=Path, required=True, help="a LoCoMo-format JSON file")
     context.add_argument("--budget", type=int, default=8192, help="the sessions' token budget")
     context.add_argument("--limit", type=int, default=None, help="replay only the first N conversations")
+    context.add_argument(
+        "--recall-min-relevance", type=float, default=None, help="override CTXGATE_RECALL_MIN_RELEVANCE (the gate)"
+    )
     context.add_argument("--json", action="store_true")
     context.set_defaults(func=_bench)
     return root

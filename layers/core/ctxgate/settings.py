@@ -41,6 +41,7 @@ class Settings:
     compaction_queue_url: str
     summarizer_model: str
     recall_share: float
+    recall_min_relevance: float
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -61,6 +62,7 @@ class Settings:
             compaction_queue_url=os.environ.get("CTXGATE_COMPACTION_QUEUE_URL", "").strip(),
             summarizer_model=os.environ.get("CTXGATE_SUMMARIZER_MODEL", "").strip(),
             recall_share=_float("CTXGATE_RECALL_SHARE", 0.35),
+            recall_min_relevance=_float("CTXGATE_RECALL_MIN_RELEVANCE", 0.3),
         )
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+from ctxgate.api.http import HttpResult
 from ctxgate.api.schema import completion_body, completion_stream, parse_chat_request
 from ctxgate.context.engine import ContextEngine
 from ctxgate.context.models import ContextConfig, Pin
@@ -28,17 +28,6 @@ BUDGET_HEADER = "x-ctxgate-budget"
 CONTEXT_TOKENS_HEADER = "X-Ctxgate-Context-Tokens"
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-
-
-@dataclass
-class HttpResult:
-    status: int
-    body: dict[str, Any] | str
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-
-    def text(self) -> str:
-        return self.body if isinstance(self.body, str) else json.dumps(self.body, separators=(",", ":"))
 
 
 class Gateway:
@@ -180,7 +169,7 @@ def build_engine(settings: Settings) -> tuple[ModelRouter, ContextEngine]:
     )
     engine = ContextEngine(
         store,
-        ContextConfig(recall_share=settings.recall_share),
+        ContextConfig(recall_share=settings.recall_share, recall_min_relevance=settings.recall_min_relevance),
         summarizer=Summarizer(router, settings.summarizer_model or None),
         default_budget_tokens=settings.default_budget_tokens,
         queue=SqsCompactionQueue(settings.compaction_queue_url) if settings.compaction_queue_url else None,
