@@ -160,11 +160,10 @@ def run(dataset: Path, budget: int, limit: int | None = None) -> dict[str, Any]:
 def _replay_all(conversations: list[dict[str, Any]], budget: int) -> Totals:
     import boto3
     from ctxgate.adapters.aws import reset_clients
-    from ctxgate.api.gateway import build_engine, get_gateway
+    from ctxgate.api.gateway import Gateway, get_gateway
     from ctxgate.context.consumer import compaction_engine
     from ctxgate.providers.registry import ModelConfig, ModelRouter, ModelsFile
     from ctxgate.retry import RetryPolicy
-    from ctxgate.sessions.service import ChatService
     from ctxgate.settings import get_settings
     from ctxgate_local import moto_patches
     from ctxgate_local.template import provision, read_stack
@@ -191,19 +190,10 @@ def _replay_all(conversations: list[dict[str, Any]], budget: int) -> Totals:
     reset_clients()
 
     scripted = ScriptedProvider()
-    settings = get_settings()
-    _, engine = build_engine(settings)
     models = ModelsFile(models=[ModelConfig(name=MODEL, provider="echo", upstream_model=MODEL)])
     router = ModelRouter(models, RetryPolicy(), provider_factory=lambda config, timeout: scripted)
-    engine.compactor.summarizer.router = router
+    service = Gateway.from_settings(get_settings(), router).service
     compaction_engine().compactor.summarizer.router = router  # the consumer summarises with the replay's models too
-    service = ChatService(
-        engine.store,
-        router,
-        engine,
-        ttl_seconds=settings.session_ttl_seconds,
-        conflict_retries=settings.session_conflict_retries,
-    )
     consumer = stack.functions["CompactContextFunction"]
     totals = Totals()
     for conversation in conversations:

@@ -27,24 +27,22 @@ class LocalGateway:
     aws_endpoint: str
     output: list[str]
 
-    def dynamodb_item_count(self) -> int:
-        ddb = boto3.client(
-            "dynamodb",
+    def aws(self, service: str):
+        """A boto3 client of the gateway's moto server."""
+        return boto3.client(
+            service,
             endpoint_url=self.aws_endpoint,
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
+
+    def dynamodb_item_count(self) -> int:
+        ddb = self.aws("dynamodb")
         return sum(int(ddb.scan(TableName=t, Select="COUNT")["Count"]) for t in ddb.list_tables()["TableNames"])
 
     def s3_object_count(self) -> int:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=self.aws_endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        s3 = self.aws("s3")
         return sum(s3.list_objects_v2(Bucket=b["Name"]).get("KeyCount", 0) for b in s3.list_buckets()["Buckets"])
 
 

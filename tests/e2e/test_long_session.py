@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 import uuid
 
-import boto3
 import httpx
 import openai
 import pytest
@@ -18,13 +17,7 @@ BUDGET = 1024
 
 
 def queue_idle(gateway) -> bool:
-    sqs = boto3.client(
-        "sqs",
-        endpoint_url=gateway.aws_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    sqs = gateway.aws("sqs")
     url = next(u for u in sqs.list_queues()["QueueUrls"] if "CompactionQueue" in u and "Dead" not in u)
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]

@@ -37,8 +37,9 @@ class Gateway:
         self.router = router
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Gateway:
-        router, engine = build_engine(settings)
+    def from_settings(cls, settings: Settings, router: ModelRouter | None = None) -> Gateway:
+        """The gateway over the configured AWS resources; ``router`` replaces the one built from the models file."""
+        router, engine = build_engine(settings, router)
         service = ChatService(
             engine.store,
             router,
@@ -153,14 +154,14 @@ def _pin_body(pin: Pin) -> dict[str, Any]:
     }
 
 
-def build_engine(settings: Settings) -> tuple[ModelRouter, ContextEngine]:
+def build_engine(settings: Settings, router: ModelRouter | None = None) -> tuple[ModelRouter, ContextEngine]:
     """The router and the context engine over the configured DynamoDB table, S3 bucket and compaction queue."""
     from ctxgate.adapters.dynamodb_context import DynamoContextStore
     from ctxgate.adapters.s3_blobs import S3BlobStore
     from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
 
     policy = RetryPolicy(max_attempts=settings.retry_max_attempts, deadline=settings.retry_deadline_seconds)
-    router = ModelRouter(load_models(settings.models_file), policy, timeout=settings.provider_timeout_seconds)
+    router = router or ModelRouter(load_models(settings.models_file), policy, timeout=settings.provider_timeout_seconds)
     store = DynamoContextStore(
         settings.table_name,
         S3BlobStore(settings.bucket_name),
