@@ -18,4 +18,8 @@ def run(args: argparse.Namespace) -> int:
 
             os.environ["CTXGATE_RECALL_MIN_RELEVANCE"] = str(args.recall_min_relevance)
         return context_main(dataset=args.dataset, budget=args.budget, json_output=args.json, limit=args.limit)
+    if args.bench == "cache":
+        from benchmarks.cache import main as cache_main
+
+        return cache_main(dataset=args.dataset, threshold=args.threshold, sweep=args.sweep, json_output=args.json)
     raise SystemExit(f"unknown benchmark {args.bench}")

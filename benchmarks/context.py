@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
 SYSTEM_PROMPT = (Path(__file__).parent / "data" / "system_prompt.md").read_text()
 PINS = (
     "Never suggest alcohol, bars or drinking games: the user is in recovery.",
@@ -136,12 +135,13 @@ def token_sequence(messages: list[Any]) -> list[int]:
 
 
 def run(dataset: Path, budget: int, limit: int | None = None) -> dict[str, Any]:
-    from moto import mock_aws
+    from benchmarks.local_aws import local_aws
 
     started = time.perf_counter()
     conversations = json.loads(dataset.read_text())[:limit]
-    with mock_aws():
-        totals = _replay_all(conversations, budget)
+    gate = os.environ.get("CTXGATE_RECALL_MIN_RELEVANCE")
+    with local_aws(**({"CTXGATE_RECALL_MIN_RELEVANCE": gate} if gate else {})) as stack:
+        totals = _replay_all(conversations, budget, stack)
     return {
         "conversations": len(conversations),
         "questions": totals.questions,
@@ -157,38 +157,15 @@ def run(dataset: Path, budget: int, limit: int | None = None) -> dict[str, Any]:
     }, totals
 
 
-def _replay_all(conversations: list[dict[str, Any]], budget: int) -> Totals:
+def _replay_all(conversations: list[dict[str, Any]], budget: int, stack: Any) -> Totals:
     import boto3
-    from ctxgate.adapters.aws import reset_clients
-    from ctxgate.api.gateway import Gateway, get_gateway
+    from ctxgate.api.gateway import Gateway
     from ctxgate.context.consumer import compaction_engine
     from ctxgate.providers.registry import ModelConfig, ModelRouter, ModelsFile
     from ctxgate.retry import RetryPolicy
     from ctxgate.settings import get_settings
-    from ctxgate_local import moto_patches
-    from ctxgate_local.template import provision, read_stack
 
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
-        }
-    )
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    moto_patches.apply()
     session = boto3.session.Session(region_name="us-east-1")
-    stack = provision(read_stack(ROOT / "template.yaml"), session)
-    gate = os.environ.get("CTXGATE_RECALL_MIN_RELEVANCE")
-    os.environ.update(stack.functions["ApiFunction"].environment)
-    if gate is not None:
-        os.environ["CTXGATE_RECALL_MIN_RELEVANCE"] = gate
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the handlers' INFO lines would bury the figures (and --json)
-    for cached in (get_settings, get_gateway, compaction_engine):
-        cached.cache_clear()
-    reset_clients()
-
     scripted = ScriptedProvider()
     models = ModelsFile(models=[ModelConfig(name=MODEL, provider="echo", upstream_model=MODEL)])
     router = ModelRouter(models, RetryPolicy(), provider_factory=lambda config, timeout: scripted)

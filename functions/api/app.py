@@ -5,6 +5,7 @@ Routing and rendering only; every decision is made in :mod:`ctxgate.api.gateway`
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -112,4 +113,9 @@ def not_found(_: Exception) -> Response:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    try:
+        return app.resolve(event, context)
+    finally:
+        metrics = sys.modules.get("ctxgate.adapters.metrics")  # loaded only once a request recorded a metric
+        if metrics is not None:
+            metrics.flush()

@@ -79,7 +79,7 @@ def test_a_failed_model_call_stores_nothing():
 
 def test_stateless_requests_store_nothing():
     store = MemoryStore()
-    outcome = service(store).stateless(ChatRequest("echo", [user("x")], GenerationParams()))
+    outcome = service(store).stateless("t", ChatRequest("echo", [user("x")], GenerationParams()))
     assert outcome.turn is None and store.rows == {}
 
 

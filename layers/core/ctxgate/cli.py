@@ -67,6 +67,12 @@ def parser() -> argparse.ArgumentParser:
     )
     context.add_argument("--json", action="store_true")
     context.set_defaults(func=_bench)
+    cache = kinds.add_parser("cache", help="GPTCache's similarity protocol through the response cache")
+    cache.add_argument("--dataset", type=Path, required=True, help="a JSON list of {origin, similar} pairs")
+    cache.add_argument("--threshold", type=float, default=None, help="semantic threshold (default: the setting)")
+    cache.add_argument("--sweep", action="store_true", help="also print a row for each of several thresholds")
+    cache.add_argument("--json", action="store_true")
+    cache.set_defaults(func=_bench)
     return root
 
 

@@ -16,8 +16,9 @@ class S3BlobStore:
     def s3(self) -> Any:
         return self._s3 or client("s3")
 
-    def put(self, key: str, data: bytes) -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json")
+    def put(self, key: str, data: bytes, *, tagging: str | None = None) -> None:
+        extra = {"Tagging": tagging} if tagging else {}
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/json", **extra)
 
     def get(self, key: str) -> bytes:
         return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()

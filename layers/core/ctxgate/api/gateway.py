@@ -13,19 +13,25 @@ from typing import Any
 
 from ctxgate.api.http import HttpResult
 from ctxgate.api.schema import completion_body, completion_stream, parse_chat_request
+from ctxgate.cache.keys import parse_cache_control
+from ctxgate.cache.service import ResponseCache
 from ctxgate.context.engine import ContextEngine
 from ctxgate.context.models import ContextConfig, Pin
 from ctxgate.context.summarize import Summarizer
 from ctxgate.errors import InvalidRequest, NotFound, PayloadTooLarge
 from ctxgate.providers.registry import ModelRouter, load_models
 from ctxgate.retry import RetryPolicy
-from ctxgate.sessions.service import ChatRequest, ChatService
+from ctxgate.sessions.service import CacheOptions, ChatRequest, ChatService
 from ctxgate.settings import Settings, get_settings
 
 SESSION_HEADER = "x-session-id"
 TURN_HEADER = "X-Ctxgate-Turn"
 BUDGET_HEADER = "x-ctxgate-budget"
 CONTEXT_TOKENS_HEADER = "X-Ctxgate-Context-Tokens"
+CACHE_HEADER = "X-Ctxgate-Cache"
+SIMILARITY_HEADER = "X-Ctxgate-Cache-Similarity"
+OPT_IN_HEADER = "x-ctxgate-cache-opt-in"
+THRESHOLD_HEADER = "x-ctxgate-cache-threshold"
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
@@ -44,6 +50,7 @@ class Gateway:
             engine.store,
             router,
             engine,
+            cache=build_cache(settings),
             ttl_seconds=settings.session_ttl_seconds,
             conflict_retries=settings.session_conflict_retries,
         )
@@ -62,16 +69,21 @@ class Gateway:
             params=wire.params(),
             pins=wire.pinned(),
             budget_tokens=_int_value(budget, BUDGET_HEADER) if budget is not None else None,
+            cache=cache_options(headers),
         )
         session_id = _header(headers, SESSION_HEADER)
         if session_id is None:
-            outcome = self.service.stateless(request)
+            outcome = self.service.stateless(tenant, request)
             extra_headers: dict[str, str] = {}
         else:
             outcome = self.service.stateful(tenant, session_id, request)
             extra_headers = {"X-Session-Id": session_id, TURN_HEADER: str(outcome.turn)}
             if outcome.plan is not None:
                 extra_headers[CONTEXT_TOKENS_HEADER] = str(outcome.plan.input_tokens)
+        if outcome.cache is not None:
+            extra_headers[CACHE_HEADER] = outcome.cache.status
+            if outcome.cache.similarity is not None:
+                extra_headers[SIMILARITY_HEADER] = f"{outcome.cache.similarity:.4f}"
         if wire.stream:
             include_usage = bool((wire.stream_options or {}).get("include_usage"))
             sse = completion_stream(outcome.completion, outcome.usage, wire.model, include_usage=include_usage)
@@ -176,6 +188,41 @@ def build_engine(settings: Settings, router: ModelRouter | None = None) -> tuple
         queue=SqsCompactionQueue(settings.compaction_queue_url) if settings.compaction_queue_url else None,
     )
     return router, engine
+
+
+def build_cache(settings: Settings) -> ResponseCache:
+    """The response cache over the cache table (and the bucket for large responses), with EMF metrics."""
+    from ctxgate.adapters.dynamodb_cache import DynamoCacheStore
+    from ctxgate.adapters.metrics import CACHE_METRICS
+    from ctxgate.adapters.s3_blobs import S3BlobStore
+    from ctxgate.embeddings import get_embedder
+
+    store = DynamoCacheStore(
+        settings.cache_table_name,
+        S3BlobStore(settings.bucket_name),
+        offload_threshold_bytes=settings.offload_threshold_bytes,
+    )
+    kind = settings.embeddings
+    embedder = None if kind == "off" else (lambda: get_embedder(kind))
+    return ResponseCache(
+        store,
+        embedder,
+        threshold=settings.semantic_threshold,
+        default_ttl=settings.cache_ttl_seconds,
+        metrics=CACHE_METRICS,
+    )
+
+
+def cache_options(headers: Mapping[str, str]) -> CacheOptions:
+    """``Cache-Control`` (no-cache, no-store, max-age), the opt-in for non-deterministic requests, and a stricter
+    semantic threshold."""
+    threshold = _header(headers, THRESHOLD_HEADER)
+    try:
+        value = float(threshold) if threshold is not None else None
+    except ValueError:
+        raise InvalidRequest("X-Ctxgate-Cache-Threshold must be a number.", param=THRESHOLD_HEADER) from None
+    opt_in = (_header(headers, OPT_IN_HEADER) or "").strip().lower() in ("1", "true", "yes", "on")
+    return CacheOptions(control=parse_cache_control(_header(headers, "cache-control")), opt_in=opt_in, threshold=value)
 
 
 def _int_value(raw: str, name: str) -> int:

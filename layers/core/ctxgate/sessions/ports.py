@@ -56,7 +56,9 @@ class SessionStore(Protocol):
 
 
 class BlobStore(Protocol):
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: bytes, *, tagging: str | None = None) -> None:
+        """Store ``data``; ``tagging`` (``k=v&...``) lets lifecycle rules find the object."""
+        ...
 
     def get(self, key: str) -> bytes: ...
 

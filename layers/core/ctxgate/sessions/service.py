@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ctxgate.cache.keys import CacheControl
+from ctxgate.cache.service import CacheLookup, ResponseCache
 from ctxgate.context.assemble import ContextState, assemble_context, default_output_reserve
 from ctxgate.context.engine import ContextEngine, Prepared, new_pin, validate_budget
 from ctxgate.context.models import ContextPlan, Pin
@@ -26,6 +28,15 @@ MAX_PIN_CHARS = 8000
 
 
 @dataclass(frozen=True)
+class CacheOptions:
+    control: CacheControl = field(default_factory=CacheControl)
+    opt_in: bool = False
+    """Cache a non-deterministic request too."""
+    threshold: float | None = None
+    """A stricter semantic threshold for this request."""
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     model: str
     messages: list[Message]
@@ -33,6 +44,7 @@ class ChatRequest:
     pins: list[str] = field(default_factory=list)
     """Contents of the new messages the client marked ``"pin": true``."""
     budget_tokens: int | None = None
+    cache: CacheOptions = field(default_factory=CacheOptions)
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class ChatOutcome:
     turn: int | None = None
     """Sequence number of the stored reply, for stateful requests."""
     plan: ContextPlan | None = None
+    cache: CacheLookup | None = None
 
 
 class ChatService:
@@ -53,6 +66,7 @@ class ChatService:
         router: ModelRouter,
         engine: ContextEngine,
         *,
+        cache: ResponseCache | None = None,
         ttl_seconds: int,
         conflict_retries: int,
         conflict_deadline: float = 20.0,
@@ -62,6 +76,7 @@ class ChatService:
         self.store = store
         self.router = router
         self.engine = engine
+        self.cache = cache
         self.ttl_seconds = ttl_seconds
         # Conflicts resolve in milliseconds (someone else just wrote), so back off briefly but try often.
         self.conflict_policy = RetryPolicy(
@@ -70,10 +85,37 @@ class ChatService:
         self.clock = clock
         self.sleep = sleep
 
-    def stateless(self, request: ChatRequest) -> ChatOutcome:
-        """Forward the request as it is; nothing is stored."""
+    def stateless(self, tenant: str, request: ChatRequest) -> ChatOutcome:
+        """Forward the request as it is; no session is kept (the response may be cached)."""
+        self.router.resolve(request.model)
+        lookup = self._lookup(tenant, request, request.messages)
+        if lookup is not None and lookup.response is not None:
+            cached = lookup.response
+            return ChatOutcome(cached.completion, cached.usage, cached.served_by, cache=lookup)
         completion, config = self.router.complete(request.model, request.messages, request.params)
-        return ChatOutcome(completion, _usage(completion, request.messages), config.name)
+        usage = _usage(completion, request.messages)
+        self._remember(tenant, lookup, completion, usage, config.name)
+        return ChatOutcome(completion, usage, config.name, cache=lookup)
+
+    def _lookup(self, tenant: str, request: ChatRequest, messages: list[Message]) -> CacheLookup | None:
+        if self.cache is None:
+            return None
+        options = request.cache
+        return self.cache.lookup(
+            tenant,
+            request.model,
+            messages,
+            request.params,
+            control=options.control,
+            opt_in=options.opt_in,
+            threshold=options.threshold,
+        )
+
+    def _remember(
+        self, tenant: str, lookup: CacheLookup | None, completion: Completion, usage: Usage, served_by: str
+    ) -> None:
+        if self.cache is not None and lookup is not None:
+            self.cache.remember(tenant, lookup, completion, usage, served_by)
 
     def stateful(self, tenant: str, session_id: str, request: ChatRequest) -> ChatOutcome:
         """Serve one turn of a session whose client sends only the new messages.
@@ -103,9 +145,15 @@ class ChatService:
         pins = [new_pin(_pin_content(c), now) for c in request.pins]
         prepared = self._prepare(tenant, session_id, request, new, system=system, pins=pins)
         plan = prepared.plan
-        completion, config = self.router.complete(
-            request.model, plan.messages, request.params, cache_points=[b.message_index for b in plan.breakpoints]
-        )
+        lookup = self._lookup(tenant, request, plan.messages)
+        if lookup is not None and lookup.response is not None:
+            # A hit still becomes the session's next turn, so the conversation continues correctly.
+            completion, usage, served_by = lookup.response.completion, lookup.response.usage, lookup.response.served_by
+        else:
+            completion, config = self.router.complete(
+                request.model, plan.messages, request.params, cache_points=[b.message_index for b in plan.breakpoints]
+            )
+            usage, served_by = _usage(completion, plan.messages), config.name
         stored = [*new, completion.message]
         tokens = [count_message(m) for m in stored]
         meta = prepared.meta
@@ -128,7 +176,9 @@ class ChatService:
         if meta is not None and meta.expires_at - now < self.ttl_seconds / 2:
             self.store.refresh_expiry(tenant, session_id, int(now) + self.ttl_seconds)
         self.engine.after_append(tenant, session_id, prepared, sum(tokens))
-        return ChatOutcome(completion, _usage(completion, plan.messages), config.name, session_id, turns[-1].seq, plan)
+        if lookup is not None and lookup.response is None:
+            self._remember(tenant, lookup, completion, usage, served_by)
+        return ChatOutcome(completion, usage, served_by, session_id, turns[-1].seq, plan, lookup)
 
     def _prepare(
         self,

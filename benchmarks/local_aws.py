@@ -1,0 +1,39 @@
+"""The AWS a benchmark runs on: moto in-process, with the resources of template.yaml (as ``ctxgate local``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def local_aws(**environment: str) -> Iterator[Any]:
+    """Yields the provisioned ``LocalStack``; the process environment is the api function's, plus ``environment``."""
+    import boto3
+    from ctxgate.adapters.aws import reset_clients
+    from ctxgate.api.gateway import get_gateway
+    from ctxgate.context.consumer import compaction_engine
+    from ctxgate.settings import get_settings
+    from ctxgate_local import moto_patches
+    from ctxgate_local.template import provision, read_stack
+    from moto import mock_aws
+
+    os.environ.update(
+        {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    moto_patches.apply()
+    with mock_aws():
+        stack = provision(read_stack(ROOT / "template.yaml"), boto3.session.Session(region_name="us-east-1"))
+        os.environ.update(stack.functions["ApiFunction"].environment)
+        os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the handlers' INFO lines would bury the figures (and --json)
+        os.environ.update(environment)
+        for cached in (get_settings, get_gateway, compaction_engine):
+            cached.cache_clear()
+        reset_clients()
+        yield stack
