@@ -144,3 +144,19 @@ def test_custom_config_and_clean_shutdown_on_ctrl_c(tmp_path):
     finally:
         code = stop_gateway(running)
     assert code == 0 and "stopping" in "".join(running.output)
+
+
+def test_the_same_deterministic_request_twice_is_an_exact_cache_hit(gateway):
+    sdk = client(gateway)
+    messages = [{"role": "user", "content": f"What is the capital of Portugal? ({uuid.uuid4().hex[:6]})"}]
+    first = sdk.chat.completions.with_raw_response.create(model="echo", messages=messages, temperature=0)
+    second = sdk.chat.completions.with_raw_response.create(model="echo", messages=messages, temperature=0)
+    assert first.headers["x-ctxgate-cache"] == "miss"
+    assert second.headers["x-ctxgate-cache"] == "hit-exact"
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    no_cache = sdk.chat.completions.with_raw_response.create(
+        model="echo", messages=messages, temperature=0, extra_headers={"Cache-Control": "no-cache"}
+    )
+    assert no_cache.headers["x-ctxgate-cache"] == "bypass"
+    warm = sdk.chat.completions.with_raw_response.create(model="echo", messages=messages, temperature=0.7)
+    assert warm.headers["x-ctxgate-cache"] == "bypass"

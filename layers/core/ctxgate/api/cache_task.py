@@ -1,0 +1,63 @@
+"""The cache lookup task behind ``functions/cache_lookup``: validated input in, a JSON-ready result out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ctxgate.api.gateway import get_gateway
+from ctxgate.cache.keys import parse_cache_control
+from ctxgate.errors import InvalidRequest
+from ctxgate.messages import GenerationParams, Message
+from ctxgate.settings import get_settings
+
+
+class CacheLookupInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str | None = None
+    model: str = Field(min_length=1)
+    messages: list[Message] | None = None
+    session_id: str | None = None
+    message: str = ""
+    params: GenerationParams = Field(default_factory=GenerationParams)
+    cache_control: str | None = None
+    opt_in: bool = False
+    threshold: float | None = None
+
+
+def lookup(event: dict[str, Any]) -> dict[str, Any]:
+    try:
+        task = CacheLookupInput.model_validate(event)
+    except ValidationError as error:
+        raise InvalidRequest(f"Invalid cache lookup input: {error.errors()[0]['msg']}") from error
+    gateway = get_gateway()
+    cache = gateway.service.cache
+    if cache is None:
+        raise InvalidRequest("The response cache is not configured.")
+    gateway.router.resolve(task.model)
+    tenant = task.tenant or get_settings().default_tenant
+    if task.messages is not None:
+        messages = task.messages
+    elif task.session_id is not None:
+        messages = gateway.service.inspect(tenant, task.session_id, task.message, task.model).messages
+    else:
+        raise InvalidRequest("Give either messages or a session_id.")
+    result = cache.lookup(
+        tenant,
+        task.model,
+        messages,
+        task.params,
+        control=parse_cache_control(task.cache_control),
+        opt_in=task.opt_in,
+        threshold=task.threshold,
+    )
+    response = result.response
+    return {
+        "status": result.status,
+        "similarity": result.similarity,
+        "reason": result.reason,
+        "completion": response.completion.model_dump(exclude_none=True) if response else None,
+        "usage": response.usage.model_dump() if response else None,
+    }

@@ -1,0 +1,189 @@
+"""The response cache on moto (tables from template.yaml) with the real local embedding model."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from ctxgate.api.gateway import build_cache, get_gateway
+from ctxgate.cache.keys import CacheControl
+from ctxgate.errors import InvalidRequest
+from ctxgate.messages import Completion, GenerationParams, Message, Usage
+from ctxgate.settings import get_settings
+
+from tests.conftest import load_event, load_function
+
+DETERMINISTIC = GenerationParams(temperature=0)
+
+
+@pytest.fixture
+def cache(aws):
+    return build_cache(get_settings())
+
+
+def ask(cache, text: str, *, tenant: str = "acme", system: str | None = None, control=None, params=DETERMINISTIC):
+    messages = ([Message(role="system", content=system)] if system else []) + [Message(role="user", content=text)]
+    return cache.lookup(tenant, "echo", messages, params, control=control or CacheControl())
+
+
+def store(cache, text: str, answer: str, **kwargs):
+    lookup = ask(cache, text, **kwargs)
+    cache.remember(
+        kwargs.get("tenant", "acme"),
+        lookup,
+        Completion(message=Message(role="assistant", content=answer)),
+        Usage(prompt_tokens=12, completion_tokens=3),
+        "echo",
+    )
+    return lookup
+
+
+def test_exact_then_semantic_hit_for_a_paraphrase(cache):
+    store(cache, "How do I open a savings account?", "Visit a branch with ID.")
+    exact = ask(cache, "How do I open a savings account?")
+    assert exact.status == "hit-exact" and exact.response.completion.message.content == "Visit a branch with ID."
+    paraphrase = ask(cache, "How can I open a savings account?")
+    assert paraphrase.status == "hit-semantic" and paraphrase.similarity >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("stored", "query"),
+    [
+        ("How do I open a savings account?", "How do I close a savings account?"),
+        ("How do I enable two-factor authentication?", "How do I disable two-factor authentication?"),
+        ("Can I return shoes after 30 days?", "Can I return shoes after 60 days?"),
+        ("Convert 100 USD to EUR", "Convert 250 USD to EUR"),
+        ("What is the weather in Paris today?", "What is the weather in London today?"),
+        ("What is the capital of France?", "What is the capital of Germany?"),
+        ("Is it safe to take ibuprofen with alcohol?", "Is it not safe to take ibuprofen with alcohol?"),
+    ],
+)
+def test_near_miss_negatives_never_hit(cache, stored, query):
+    store(cache, stored, "an answer to a different question")
+    result = ask(cache, query)
+    assert result.status == "miss" and result.response is None, result.reason
+
+
+def test_the_semantic_cache_needs_the_same_context(cache):
+    store(cache, "How do I open a savings account?", "answer", system="You are a bank.")
+    assert ask(cache, "How can I open a savings account?", system="You are a bank.").status == "hit-semantic"
+    assert ask(cache, "How can I open a savings account?", system="You are a pirate.").status == "miss"
+    assert ask(cache, "How can I open a savings account?").status == "miss"
+
+
+def test_tenants_never_see_each_others_entries(cache):
+    store(cache, "What is our refund policy for enterprise plans?", "30 days, prorated.", tenant="acme")
+    assert ask(cache, "What is our refund policy for enterprise plans?", tenant="acme").status == "hit-exact"
+    assert ask(cache, "What is our refund policy for enterprise plans?", tenant="globex").status == "miss"
+    assert ask(cache, "What's the refund policy for enterprise plans?", tenant="globex").status == "miss"
+    assert ask(cache, "What's the refund policy for enterprise plans?", tenant="acme").status == "hit-semantic"
+
+
+def test_non_deterministic_requests_bypass_unless_opted_in(cache):
+    warm = GenerationParams(temperature=0.8)
+    first = ask(cache, "Write a haiku about rain", params=warm)
+    assert first.status == "bypass" and not first.store
+    messages = [Message(role="user", content="Write a haiku about rain")]
+    opted = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True)
+    cache.remember("acme", opted, Completion(message=Message(role="assistant", content="drops")), Usage(), "echo")
+    assert cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True).status == "hit-exact"
+
+
+def test_cache_control_no_cache_no_store_and_max_age(cache, aws):
+    store(cache, "What time does the branch open?", "9am")
+    # no-cache skips the lookup even though an entry exists
+    assert ask(cache, "What time does the branch open?", control=CacheControl(no_cache=True)).status == "bypass"
+    # no-store: the answer is not kept
+    store(cache, "Where is the nearest ATM?", "Main street", control=CacheControl(no_store=True))
+    assert ask(cache, "Where is the nearest ATM?").status == "miss"
+    # max-age sets the stored entry's TTL
+    before = time.time()
+    store(cache, "Is the branch open on Sunday?", "No", control=CacheControl(max_age=120))
+    items = aws.session.client("dynamodb").scan(TableName=aws.physical["CacheTable"])["Items"]
+    expiry = {
+        json.loads(i["response"]["S"])["completion"]["message"]["content"]: int(i["expires_at"]["N"])
+        for i in items
+        if "response" in i
+    }
+    assert before + 119 <= expiry["No"] <= time.time() + 121
+    assert expiry["9am"] >= before + get_settings().cache_ttl_seconds - 1
+
+
+def test_a_client_may_raise_the_threshold_but_not_lower_it(cache):
+    store(cache, "How do I open a savings account?", "answer")
+    messages = [Message(role="user", content="What is the process to open a savings account?")]
+    loose = cache.lookup("acme", "echo", messages, DETERMINISTIC, control=CacheControl(), threshold=0.1)
+    assert loose.status == "hit-semantic"  # 0.1 is ignored: the deployment's threshold still applies
+    strict = cache.lookup("acme", "echo", messages, DETERMINISTIC, control=CacheControl(), threshold=0.99)
+    assert strict.status == "miss"
+
+
+def test_a_large_response_is_offloaded_to_s3(cache, aws):
+    store(cache, "Give me the full text.", "x" * 200_000)
+    assert any(k.startswith("tenants/acme/cache/") for k in aws.object_keys())
+    assert ask(cache, "Give me the full text.").response.completion.message.content == "x" * 200_000
+
+
+# -- through the api handler --------------------------------------------------------------------------------------
+
+
+def chat(api, context, body, headers=None):
+    response = api.lambda_handler(
+        load_event("chat_completion_stateful.json", body=body, headers=headers or {}), context
+    )
+    return response["statusCode"], {k.lower(): v for k, v in response["headers"].items()}, json.loads(response["body"])
+
+
+def test_headers_and_a_stateful_hit_still_appends_the_turn(aws, lambda_context):
+    api = load_function("api")
+    body = {"model": "echo", "temperature": 0, "messages": [{"role": "user", "content": "What are your hours?"}]}
+    first = chat(api, lambda_context, body, {"x-session-id": "cache-a"})
+    second = chat(api, lambda_context, body, {"x-session-id": "cache-b"})
+    # the assembled requests of two fresh sessions are identical, so the second is an exact hit
+    assert first[1]["x-ctxgate-cache"] == "miss" and second[1]["x-ctxgate-cache"] == "hit-exact"
+    assert second[2]["choices"][0]["message"]["content"] == first[2]["choices"][0]["message"]["content"]
+    turns = get_gateway().service.session("default", "cache-b", after=0, limit=10)[1].turns
+    assert [t.message.role for t in turns] == ["user", "assistant"]
+    # and the session goes on: its next request carries the cached reply as history
+    follow = {"model": "echo", "temperature": 0, "messages": [{"role": "user", "content": "And on Sundays?"}]}
+    third = chat(api, lambda_context, follow, {"x-session-id": "cache-b"})
+    assert third[2]["choices"][0]["message"]["content"] == "[echo] received 3 messages; last: And on Sundays?"
+    paraphrase = {
+        "model": "echo",
+        "temperature": 0,
+        "messages": [{"role": "user", "content": "What hours are you open?"}],  # cosine 0.79 to the stored prompt
+    }
+    semantic = chat(api, lambda_context, paraphrase)
+    assert semantic[1]["x-ctxgate-cache"] == "hit-semantic"
+    assert float(semantic[1]["x-ctxgate-cache-similarity"]) >= get_settings().semantic_threshold
+    warm = {**body, "temperature": 0.9}
+    assert chat(api, lambda_context, warm)[1]["x-ctxgate-cache"] == "bypass"
+    assert chat(api, lambda_context, warm, {"x-ctxgate-cache-opt-in": "true"})[1]["x-ctxgate-cache"] == "miss"
+    assert chat(api, lambda_context, body, {"cache-control": "max-age=soon"})[0] == 400
+
+
+def test_cache_lookup_handler_with_its_sample_event(aws, lambda_context):
+    handler = load_function("cache_lookup")
+    event = json.loads(load_event.__globals__["EVENTS"].joinpath("cache_lookup.json").read_text())
+    assert handler.lambda_handler(event, lambda_context)["status"] == "miss"
+    cache = get_gateway().service.cache
+    messages = [Message.model_validate(m) for m in event["messages"]]
+    lookup = cache.lookup("default", "echo", messages, DETERMINISTIC, control=CacheControl())
+    cache.remember(
+        "default",
+        lookup,
+        Completion(message=Message(role="assistant", content="Bring ID.")),
+        Usage(prompt_tokens=5, completion_tokens=2),
+        "echo",
+    )
+    result = handler.lambda_handler(event, lambda_context)
+    assert result["status"] == "hit-exact" and result["completion"]["message"]["content"] == "Bring ID."
+    paraphrased = {
+        **event,
+        "messages": [event["messages"][0], {"role": "user", "content": "How do I open a savings account?"}],
+    }
+    result = handler.lambda_handler(paraphrased, lambda_context)
+    assert result["status"] == "hit-semantic" and result["similarity"] >= 0.75
+    with pytest.raises(InvalidRequest):
+        handler.lambda_handler({"model": "echo"}, lambda_context)  # neither messages nor a session: raise, never 200
