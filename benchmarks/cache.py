@@ -35,8 +35,10 @@ def _cache(threshold: float) -> Any:
 
 def _query(cache: Any, pairs: list[dict[str, str]], threshold: float) -> dict[str, Any]:
     from ctxgate.cache.keys import CacheControl
+    from ctxgate.embeddings import get_embedder
     from ctxgate.messages import GenerationParams, Message
 
+    get_embedder("local").forget()  # every pass pays for embedding its queries
     params = GenerationParams(temperature=0)
     correct = wrong = 0
     timings: list[float] = []

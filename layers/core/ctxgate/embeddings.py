@@ -87,6 +87,11 @@ class LocalMiniLM:
                     self._cache.popitem(last=False)
         return np.vstack(rows) if rows else np.zeros((0, self.dimensions), dtype=np.float32)
 
+    def forget(self) -> None:
+        """Drop memoised vectors (benchmarks time each pass with a cold memo)."""
+        with self._lock:
+            self._cache.clear()
+
     def _run(self, texts: list[str]) -> np.ndarray:
         np = self._np
         encoded = self._tokenizer.encode_batch(texts)

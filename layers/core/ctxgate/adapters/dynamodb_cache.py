@@ -6,7 +6,9 @@ Its own table, with TTL on ``expires_at``; every key starts with the tenant::
     pk = "S#{tenant}#{scope}"       sk = "{created ms:013d}#{id}"     one semantic entry (prompt, vector, answer)
 
 Semantic scopes are read incrementally: a process remembers the entries it has seen and asks only for newer sort
-keys, so a lookup costs one small query however large the scope has grown.
+keys, at most once per ``refresh_seconds`` per scope, so a lookup costs at most one small query however large the
+scope has grown. Entries this process writes are visible to it at once; another process's become visible within
+``refresh_seconds`` (exact entries are always read consistently).
 """
 
 from __future__ import annotations
@@ -33,12 +35,22 @@ def unpack(data: bytes) -> list[float]:
 
 
 class DynamoCacheStore:
-    def __init__(self, table: str, blobs: BlobStore, *, offload_threshold_bytes: int, dynamodb: Any = None) -> None:
+    def __init__(
+        self,
+        table: str,
+        blobs: BlobStore,
+        *,
+        offload_threshold_bytes: int,
+        refresh_seconds: float = 1.0,
+        dynamodb: Any = None,
+    ) -> None:
         self.table = table
         self.blobs = blobs
         self.offload_threshold = offload_threshold_bytes
+        self.refresh_seconds = refresh_seconds
         self._ddb = dynamodb
         self._scopes: dict[str, tuple[str, list[SemanticEntry], Any]] = {}
+        self._refreshed: dict[str, float] = {}
         self._lock = threading.Lock()
 
     @property
@@ -87,13 +99,31 @@ class DynamoCacheStore:
             **self._body(tenant, f"semantic-{entry.id}", entry.response),
         }
         self.ddb.put_item(TableName=self.table, Item=item)
+        # Visible to this process at once; the sort key is not recorded, so the next read still fetches it once.
+        self._add(f"S#{tenant}#{scope}", [(entry, [float(x) for x in vector])], "")
 
     def semantic_index(self, tenant: str, scope: str) -> tuple[list[SemanticEntry], Any]:
         import numpy as np
 
         pk = f"S#{tenant}#{scope}"
+        now = time.monotonic()
         with self._lock:
-            last, entries, matrix = self._scopes.get(pk, ("", [], None))
+            last, _, _ = self._scopes.get(pk, ("", [], None))
+            stale = now - self._refreshed.get(pk, -1e9) >= self.refresh_seconds
+            if stale:
+                self._refreshed[pk] = now
+        if stale:
+            self._add(pk, self._read_since(pk, last), last)
+        with self._lock:
+            _, entries, matrix = self._scopes.get(pk, ("", [], None))
+            live = [e.expires_at > time.time() for e in entries]
+            if not all(live):
+                entries = [e for e, keep in zip(entries, live, strict=True) if keep]
+                matrix = matrix[np.asarray(live)]
+                self._scopes[pk] = (self._scopes[pk][0], entries, matrix)
+        return entries, matrix if matrix is not None else np.zeros((0, 0), dtype=np.float32)
+
+    def _read_since(self, pk: str, last: str) -> list[tuple[SemanticEntry, list[float], str]]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk",
@@ -103,29 +133,30 @@ class DynamoCacheStore:
         if last:  # only what was written since this process last looked
             kwargs["KeyConditionExpression"] += " AND sk > :last"
             kwargs["ExpressionAttributeValues"][":last"] = {"S": last}
-        fresh: list[tuple[SemanticEntry, list[float]]] = []
+        fresh = []
         while True:
             page = self.ddb.query(**kwargs)
             for item in page.get("Items", []):
-                fresh.append(self._entry(item))
-                last = max(last, item["sk"]["S"])
+                entry, vector = self._entry(item)
+                fresh.append((entry, vector, item["sk"]["S"]))
             if "LastEvaluatedKey" not in page:
-                break
+                return fresh
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _add(self, pk: str, fresh: list[Any], last: str) -> None:
+        """Merge entries into a scope's in-memory index (idempotent by entry id)."""
+        import numpy as np
+
         with self._lock:
+            known_last, entries, matrix = self._scopes.get(pk, ("", [], None))
             known = {e.id for e in entries}
-            fresh = [(e, v) for e, v in fresh if e.id not in known]
-            if fresh:
-                rows = np.asarray([v for _, v in fresh], dtype=np.float32)
+            new = [item for item in fresh if item[0].id not in known]
+            if new:
+                rows = np.asarray([item[1] for item in new], dtype=np.float32)
                 matrix = rows if matrix is None else np.vstack([matrix, rows])
-                entries = entries + [e for e, _ in fresh]
-            now = time.time()
-            live = [e.expires_at > now for e in entries]
-            if not all(live):
-                entries = [e for e, keep in zip(entries, live, strict=True) if keep]
-                matrix = matrix[np.asarray(live)] if matrix is not None else None
-            self._scopes[pk] = (last, entries, matrix)
-        return entries, matrix if matrix is not None else np.zeros((0, 0), dtype=np.float32)
+                entries = entries + [item[0] for item in new]
+            newest = max([known_last, last, *(item[2] for item in fresh if len(item) > 2)])
+            self._scopes[pk] = (newest, entries, matrix)
 
     def _entry(self, item: dict[str, Any]) -> tuple[SemanticEntry, list[float]]:
         vector = item["vector"]["B"]
