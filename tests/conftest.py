@@ -79,7 +79,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     from moto import mock_aws
 
     moto_patches.apply()
-    with mock_aws():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         stack = provision(read_stack(ROOT / "template.yaml"), boto3.session.Session(region_name="us-east-1"))
         for name, value in stack.functions["ApiFunction"].environment.items():
             monkeypatch.setenv(name, value)

@@ -76,6 +76,21 @@ def delete_pin(session_id: str, pin_id: str) -> Response:
     return render(get_gateway().delete_pin(session_id, pin_id, tenant()))
 
 
+@app.post("/v1/runs")
+def create_run() -> Response:
+    return render(get_gateway().create_run(app.current_event.decoded_body or "", tenant()))
+
+
+@app.get("/v1/runs/<run_id>")
+def get_run(run_id: str) -> Response:
+    return render(get_gateway().get_run(run_id, tenant()))
+
+
+@app.post("/v1/runs/<run_id>/cancel")
+def cancel_run(run_id: str) -> Response:
+    return render(get_gateway().cancel_run(run_id, tenant()))
+
+
 @app.get("/v1/models")
 def models() -> Response:
     return render(get_gateway().models())

@@ -29,5 +29,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
     request = AssembleInput.model_validate(event)
     tenant = request.tenant or get_settings().default_tenant
-    plan = get_gateway().service.inspect(tenant, request.session_id, request.message, request.model)
+    plan = get_gateway().service.inspect(tenant, request.session_id, request.message, request.model, must_exist=False)
     return {"session_id": request.session_id, **plan.inspection()}

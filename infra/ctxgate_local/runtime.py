@@ -69,6 +69,7 @@ def start(
     config: Path | None = None,
     template: Path | None = None,
     moto_port: int | None = None,
+    parameters: dict[str, str] | None = None,
 ) -> LocalRuntime:
     """Start moto, provision the template's resources, and bind the HTTP API (not yet serving)."""
     import logging
@@ -84,13 +85,19 @@ def start(
     moto = ThreadedMotoServer(ip_address=host, port=moto_port, verbose=False)
     moto.start()
     endpoint = f"http://{host}:{moto_port}"
+    import httpx
+
+    # Step Functions executions run for real (moto's engine); its boto3 clients find the server via MOTO_PORT.
+    httpx.post(
+        f"{endpoint}/moto-api/config", json={"stepfunctions": {"execute_state_machine": True}}
+    ).raise_for_status()
     # The process *is* the Lambda environment for the in-process handlers: point every boto3 client at moto.
     os.environ.update(FAKE_CREDENTIALS)
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     os.environ["MOTO_PORT"] = str(moto_port)
     import boto3
 
-    stack = provision(read_stack(template or find_template()), boto3.session.Session(region_name=REGION))
+    stack = provision(read_stack(template or find_template(), parameters), boto3.session.Session(region_name=REGION))
     for function in stack.functions.values():
         os.environ.update(function.environment)
     if config is not None:

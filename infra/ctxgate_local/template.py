@@ -152,10 +152,78 @@ def provision(stack: LocalStack, session: Any) -> LocalStack:
             _create_table(stack, ddb, logical_id, props)
         elif resource["Type"] == "AWS::S3::Bucket":
             _create_bucket(stack, s3, logical_id, props)
+    functions = [lid for lid, r in resources.items() if r["Type"] == "AWS::Serverless::Function"]
+    for logical_id in functions:  # names and ARNs first: state machines and environments refer to them
+        name = _name(logical_id)
+        arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        stack.physical[logical_id] = name
+        stack.arns[logical_id] = arn
+        stack.attributes[(logical_id, "Arn")] = arn
     for logical_id, resource in resources.items():
-        if resource["Type"] == "AWS::Serverless::Function":
-            stack.functions[logical_id] = _function(stack, logical_id, resource.get("Properties", {}))
+        if resource["Type"] == "AWS::Serverless::StateMachine":
+            _create_state_machine(stack, session, logical_id, resource.get("Properties", {}))
+    role = _lambda_role(session) if functions else ""
+    lam = session.client("lambda") if functions else None
+    for logical_id in functions:
+        function = _function(stack, logical_id, resources[logical_id].get("Properties", {}))
+        stack.functions[logical_id] = function
+        from ctxgate_local.moto_patches import LAMBDA_FUNCTIONS
+
+        LAMBDA_FUNCTIONS[stack.physical[logical_id]] = function
+        lam.create_function(  # type: ignore[union-attr]
+            FunctionName=stack.physical[logical_id],
+            Runtime="python3.12",
+            Role=role,
+            Handler=function.handler,
+            Code={"ZipFile": _EMPTY_ZIP},
+            Timeout=function.timeout,
+            Environment={"Variables": function.environment},
+        )
     return stack
+
+
+def _empty_zip() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "# the real handler runs in-process: see ctxgate_local.moto_patches\n")
+    return buffer.getvalue()
+
+
+_EMPTY_ZIP = _empty_zip()
+
+
+def _lambda_role(session: Any) -> str:
+    import json
+
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    return session.client("iam").create_role(
+        RoleName="ctxgate-local-lambda", AssumeRolePolicyDocument=json.dumps(policy)
+    )["Role"]["Arn"]
+
+
+def _create_state_machine(stack: LocalStack, session: Any, logical_id: str, props: dict[str, Any]) -> None:
+    """Create the state machine from its ASL file with ``DefinitionSubstitutions`` applied, as SAM does."""
+    definition = (stack.root / props["DefinitionUri"]).read_text()
+    for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + key + "}", str(stack.resolve(value)))
+    name = _name(logical_id)
+    arn = session.client("stepfunctions").create_state_machine(
+        name=name,
+        definition=definition,
+        roleArn=f"arn:aws:iam::{ACCOUNT}:role/ctxgate-local-states",
+        type=props.get("Type", "STANDARD"),
+    )["stateMachineArn"]
+    stack.physical[logical_id] = arn  # Ref of a state machine is its ARN
+    stack.arns[logical_id] = arn
+    stack.attributes.update({(logical_id, "Arn"): arn, (logical_id, "Name"): name})
 
 
 def _create_queue(stack: LocalStack, sqs: Any, logical_id: str, props: dict[str, Any]) -> None:

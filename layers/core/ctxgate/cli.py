@@ -16,7 +16,14 @@ def _local(args: argparse.Namespace) -> int:
     if args.config is not None and not args.config.exists():
         print(f"ctxgate local: config file {args.config} not found", file=sys.stderr)
         return 2
-    runtime = start(port=args.port, host=args.host, config=args.config)
+    overrides = {}
+    for item in args.parameter:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"ctxgate local: --parameter takes Key=Value, not {item!r}", file=sys.stderr)
+            return 2
+        overrides[key] = value
+    runtime = start(port=args.port, host=args.host, config=args.config, parameters=overrides)
     from ctxgate.api.gateway import get_gateway
 
     try:
@@ -51,6 +58,13 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--port", type=int, default=8787)
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--config", type=Path, default=None, help="models YAML file (default: only the echo model)")
+    local.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a template parameter, e.g. ToolAllowedHosts=127.0.0.1 (repeatable)",
+    )
     local.set_defaults(func=_local)
     bench = commands.add_parser("bench", help="benchmarks that print measured figures")
     kinds = bench.add_subparsers(dest="bench", required=True)

@@ -46,6 +46,10 @@ class Settings:
     semantic_threshold: float
     cache_ttl_seconds: int
     embeddings: str
+    runs_table_name: str
+    runs_queue_url: str
+    state_machine_arn: str
+    tool_allowed_hosts: list[str]
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -71,6 +75,12 @@ class Settings:
             semantic_threshold=_float("CTXGATE_SEMANTIC_THRESHOLD", 0.75),
             cache_ttl_seconds=_int("CTXGATE_CACHE_TTL_SECONDS", 86400),
             embeddings=os.environ.get("CTXGATE_EMBEDDINGS", "local").strip() or "local",
+            runs_table_name=os.environ.get("CTXGATE_RUNS_TABLE_NAME", "ctxgate-runs"),
+            runs_queue_url=os.environ.get("CTXGATE_RUNS_QUEUE_URL", "").strip(),
+            state_machine_arn=os.environ.get("CTXGATE_STATE_MACHINE_ARN", "").strip(),
+            tool_allowed_hosts=[
+                h.strip() for h in os.environ.get("CTXGATE_TOOL_ALLOWED_HOSTS", "").split(",") if h.strip()
+            ],
         )
 
 

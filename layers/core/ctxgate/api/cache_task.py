@@ -41,7 +41,8 @@ def lookup(event: dict[str, Any]) -> dict[str, Any]:
     if task.messages is not None:
         messages = task.messages
     elif task.session_id is not None:
-        messages = gateway.service.inspect(tenant, task.session_id, task.message, task.model).messages
+        plan = gateway.service.inspect(tenant, task.session_id, task.message, task.model, must_exist=False)
+        messages = plan.messages
     else:
         raise InvalidRequest("Give either messages or a session_id.")
     result = cache.lookup(

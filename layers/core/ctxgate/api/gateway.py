@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from ctxgate.agent.models import Run, Step
+from ctxgate.agent.service import AgentService
 from ctxgate.api.http import HttpResult
 from ctxgate.api.schema import completion_body, completion_stream, parse_chat_request
 from ctxgate.cache.keys import parse_cache_control
@@ -149,6 +151,28 @@ class Gateway:
             raise NotFound(f"No pin {pin_id!r} in session {session_id!r}.", code="pin_not_found")
         return HttpResult(200, {"id": pin_id, "object": "session.pin.deleted", "deleted": True})
 
+    def create_run(self, body: str, tenant: str) -> HttpResult:
+        from pydantic import ValidationError
+
+        from ctxgate.agent.models import RunRequest
+
+        try:
+            request = RunRequest.model_validate_json(body or "")
+        except ValidationError as error:
+            first = error.errors()[0]
+            param = ".".join(str(p) for p in first["loc"]) or None
+            raise InvalidRequest(f"Invalid run: {first['msg']}", param=param) from None
+        run = get_agent().create(tenant, request)
+        return HttpResult(202, {"id": run.id, "object": "run", "status": run.status})
+
+    def get_run(self, run_id: str, tenant: str) -> HttpResult:
+        run, steps = get_agent().get(tenant, run_id)
+        return HttpResult(200, run_body(run, steps))
+
+    def cancel_run(self, run_id: str, tenant: str) -> HttpResult:
+        run = get_agent().cancel(tenant, run_id)
+        return HttpResult(200, run_body(run, get_agent().runs.steps(tenant, run_id)))
+
     def models(self) -> HttpResult:
         data = [
             {"id": m.name, "object": "model", "created": 0, "owned_by": m.provider} for m in self.router.models.values()
@@ -250,6 +274,44 @@ def _int_query(query: Mapping[str, str], name: str, default: int, *, minimum: in
     if value < minimum or (maximum is not None and value > maximum):
         raise InvalidRequest(f"Query parameter {name} must be between {minimum} and {maximum}.", param=name)
     return value
+
+
+@cache
+def get_agent() -> AgentService:
+    """The agent-run service over the runs table, the runs queue and the state machine."""
+    from ctxgate.adapters.aws import client
+    from ctxgate.adapters.dynamodb_runs import DynamoRunStore
+    from ctxgate.agent.service import AgentService, RunQueue
+
+    settings = get_settings()
+    queue = None
+    if settings.runs_queue_url:
+        queue = RunQueue(
+            settings.runs_queue_url, lambda url, body: client("sqs").send_message(QueueUrl=url, MessageBody=body)
+        )
+    return AgentService(
+        DynamoRunStore(settings.runs_table_name),
+        get_gateway().service,
+        queue=queue,
+        state_machine_arn=settings.state_machine_arn,
+        tool_allowlist=settings.tool_allowed_hosts,
+    )
+
+
+def run_body(run: Run, steps: list[Step]) -> dict[str, Any]:
+    """The public view of a run: its status, steps (tokens, timings, cache status), output and error."""
+    return {
+        "id": run.id,
+        "object": "run",
+        "status": run.status,
+        "model": run.model,
+        "session_id": run.session_id,
+        "created_at": int(run.created_at),
+        "updated_at": int(run.updated_at),
+        "steps": [s.model_dump(exclude_none=True) for s in steps],
+        "output": run.output,
+        "error": {"error": run.error, "cause": run.cause} if run.error else None,
+    }
 
 
 @cache

@@ -202,11 +202,14 @@ class ChatService:
             min_cacheable_tokens=config.min_cacheable_tokens(),
         )
 
-    def inspect(self, tenant: str, session_id: str, message: str, model: str | None = None) -> ContextPlan:
+    def inspect(
+        self, tenant: str, session_id: str, message: str, model: str | None = None, *, must_exist: bool = True
+    ) -> ContextPlan:
         """The plan the next request with ``message`` would use. Stores nothing, but runs the synchronous
-        compaction that request would run if the history no longer fits."""
+        compaction that request would run if the history no longer fits. With ``must_exist`` False, a session
+        that does not exist yet is planned as a new one."""
         validate_session_id(session_id)
-        if self.store.get(tenant, session_id) is None:
+        if must_exist and self.store.get(tenant, session_id) is None:
             raise NotFound(f"No session {session_id!r}.", code="session_not_found")
         name = model or self.router.names()[0]
         request = ChatRequest(model=name, messages=[], params=GenerationParams())

@@ -1,0 +1,112 @@
+"""DynamoDB store of agent runs and their steps (the runs table).
+
+    pk = "T#{tenant}#R#{run_id}"  sk = "RUN"                            the run (JSON) + status, session_id, model
+    pk = "T#{tenant}#R#{run_id}"  sk = "STEP#{n:04d}#MODEL"             a model call
+    pk = "T#{tenant}#R#{run_id}"  sk = "STEP#{n:04d}#TOOL#{call id}"    a tool call requested by model step n
+
+Status changes are conditional on the status that was read, so a cancel is never overwritten by a late step.
+The state machine reads ``session_id`` and ``model`` straight from the RUN item.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ctxgate.adapters.aws import client
+from ctxgate.agent.models import Run, Step
+from ctxgate.sessions.ports import AppendConflict
+
+
+def run_pk(tenant: str, run_id: str) -> str:
+    return f"T#{tenant}#R#{run_id}"
+
+
+def step_sk(step: Step, requested_by: int) -> str:
+    if step.kind == "model":
+        return f"STEP#{step.number:04d}#MODEL"
+    return f"STEP#{requested_by:04d}#TOOL#{step.tool_call_id}"
+
+
+class DynamoRunStore:
+    def __init__(self, table: str, dynamodb: Any = None) -> None:
+        self.table = table
+        self._ddb = dynamodb
+
+    @property
+    def ddb(self) -> Any:
+        return self._ddb or client("dynamodb")
+
+    def _item(self, run: Run) -> dict[str, Any]:
+        return {
+            "pk": {"S": run_pk(run.tenant, run.id)},
+            "sk": {"S": "RUN"},
+            "status": {"S": run.status},
+            "session_id": {"S": run.session_id},
+            "model": {"S": run.model},
+            "run": {"S": run.model_dump_json()},
+        }
+
+    def create(self, run: Run) -> None:
+        self.ddb.put_item(TableName=self.table, Item=self._item(run), ConditionExpression="attribute_not_exists(pk)")
+
+    def get(self, tenant: str, run_id: str) -> Run | None:
+        item = self.ddb.get_item(
+            TableName=self.table, Key={"pk": {"S": run_pk(tenant, run_id)}, "sk": {"S": "RUN"}}, ConsistentRead=True
+        ).get("Item")
+        return Run.model_validate_json(item["run"]["S"]) if item else None
+
+    def save(self, run: Run, *, expected_status: set[str]) -> None:
+        """Write ``run`` if its stored status is still one of ``expected_status``, else raise AppendConflict."""
+        from botocore.exceptions import ClientError
+
+        names = {"#s": "status"}
+        values = {f":s{i}": {"S": s} for i, s in enumerate(sorted(expected_status))}
+        try:
+            self.ddb.put_item(
+                TableName=self.table,
+                Item=self._item(run),
+                ConditionExpression=f"#s IN ({', '.join(values)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise AppendConflict(f"run {run.id} is no longer {sorted(expected_status)}") from error
+            raise
+
+    def put_step(self, tenant: str, run_id: str, step: Step, *, requested_by: int = 0) -> bool:
+        """Record a step once; False if it was already recorded (a retried task)."""
+        from botocore.exceptions import ClientError
+
+        item = {
+            "pk": {"S": run_pk(tenant, run_id)},
+            "sk": {"S": step_sk(step, requested_by)},
+            "step": {"S": step.model_dump_json()},
+        }
+        try:
+            self.ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(sk)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def tool_step(self, tenant: str, run_id: str, requested_by: int, tool_call_id: str) -> Step | None:
+        key = {"pk": {"S": run_pk(tenant, run_id)}, "sk": {"S": f"STEP#{requested_by:04d}#TOOL#{tool_call_id}"}}
+        item = self.ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        return Step.model_validate_json(item["step"]["S"]) if item else None
+
+    def steps(self, tenant: str, run_id: str) -> list[Step]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :steps)",
+            "ExpressionAttributeValues": {":pk": {"S": run_pk(tenant, run_id)}, ":steps": {"S": "STEP#"}},
+            "ConsistentRead": True,
+        }
+        steps: list[Step] = []
+        while True:
+            page = self.ddb.query(**kwargs)
+            steps.extend(Step.model_validate_json(i["step"]["S"]) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return steps
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,1 @@
+"""Agent runs: execute-observe-reflect loops driven by a Step Functions state machine."""

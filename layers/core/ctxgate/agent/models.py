@@ -1,0 +1,105 @@
+"""Run requests, run records and steps."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ctxgate.messages import Message
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "stopped_for_budget"]
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "stopped_for_budget"})
+
+
+class FunctionSpec(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class Endpoint(BaseModel):
+    url: str = Field(min_length=8, max_length=2048)
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+
+class ToolSpec(BaseModel):
+    """An OpenAI function tool plus where it runs: an HTTP webhook or a Lambda function."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+    endpoint: Endpoint | None = None
+    lambda_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:.+$")
+
+    @model_validator(mode="after")
+    def _one_runtime(self) -> ToolSpec:
+        if (self.endpoint is None) == (self.lambda_arn is None):
+            raise ValueError(f"tool {self.function.name!r} needs exactly one of endpoint or lambda_arn")
+        return self
+
+    def openai(self) -> dict[str, Any]:
+        return {"type": "function", "function": self.function.model_dump()}
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(min_length=1)
+    session_id: str | None = None
+    input: list[Message] = Field(min_length=1)
+    tools: list[ToolSpec] = Field(default_factory=list)
+    max_steps: int = Field(default=8, ge=1, le=100)
+    max_tokens: int | None = Field(default=None, ge=1)
+    deadline_seconds: int | None = Field(default=None, ge=1, le=86400)
+
+    @model_validator(mode="after")
+    def _unique_tools(self) -> RunRequest:
+        names = [t.function.name for t in self.tools]
+        if len(set(names)) != len(names):
+            raise ValueError("tool names must be unique")
+        return self
+
+
+class PendingCall(BaseModel):
+    id: str
+    name: str
+    arguments: str
+
+
+class Run(BaseModel):
+    id: str
+    tenant: str
+    status: RunStatus
+    model: str
+    session_id: str
+    tools: list[ToolSpec]
+    input: list[Message]
+    max_steps: int
+    max_tokens: int | None = None
+    deadline_at: float | None = None
+    created_at: float
+    updated_at: float
+    steps_used: int = 0
+    tokens_used: int = 0
+    pending: list[PendingCall] = Field(default_factory=list)
+    output: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    execution_arn: str | None = None
+
+
+class Step(BaseModel):
+    number: int
+    kind: Literal["model", "tool"]
+    started_at: float
+    duration_ms: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache: str | None = None
+    tool: str | None = None
+    tool_call_id: str | None = None
+    is_error: bool = False
+    result: str | None = None

@@ -1,0 +1,283 @@
+"""Agent runs: create, start, step, cancel and report. Each public method is what one handler does.
+
+The state machine carries only ``{tenant, run_id}`` (and tool-call ids); everything else is read here from the
+runs table and the session the run extends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ctxgate.adapters.dynamodb_runs import DynamoRunStore
+from ctxgate.agent.models import TERMINAL, PendingCall, Run, RunRequest, Step
+from ctxgate.agent.tools import ToolError, run_tool
+from ctxgate.errors import InvalidRequest, NotFound
+from ctxgate.messages import GenerationParams, Message
+from ctxgate.sessions.models import validate_session_id
+from ctxgate.sessions.service import ChatRequest, ChatService
+
+
+class RunQueue:
+    """The queue runs wait in until the starter starts their execution."""
+
+    def __init__(self, queue_url: str, send: Callable[[str, str], None]) -> None:
+        self.queue_url = queue_url
+        self._send = send
+
+    def enqueue(self, tenant: str, run_id: str) -> None:
+        import json
+
+        self._send(self.queue_url, json.dumps({"tenant": tenant, "run_id": run_id}))
+
+
+class AgentService:
+    def __init__(
+        self,
+        runs: DynamoRunStore,
+        chat: ChatService,
+        *,
+        queue: RunQueue | None,
+        state_machine_arn: str,
+        tool_allowlist: list[str],
+        clock: Callable[[], float] = time.time,
+        stepfunctions: Callable[[], Any] | None = None,
+    ) -> None:
+        self.runs = runs
+        self.chat = chat
+        self.queue = queue
+        self.state_machine_arn = state_machine_arn
+        self.tool_allowlist = tool_allowlist
+        self.clock = clock
+        self._stepfunctions = stepfunctions
+
+    @property
+    def sfn(self) -> Any:
+        if self._stepfunctions is not None:
+            return self._stepfunctions()
+        from ctxgate.adapters.aws import client
+
+        return client("stepfunctions")
+
+    # -- API ---------------------------------------------------------------------------------------------------
+
+    def create(self, tenant: str, request: RunRequest) -> Run:
+        self.chat.router.resolve(request.model)
+        run_id = f"run_{uuid.uuid4().hex}"
+        session_id = validate_session_id(request.session_id) if request.session_id else f"run-{run_id}"
+        now = self.clock()
+        run = Run(
+            id=run_id,
+            tenant=tenant,
+            status="queued",
+            model=request.model,
+            session_id=session_id,
+            tools=request.tools,
+            input=request.input,
+            max_steps=request.max_steps,
+            max_tokens=request.max_tokens,
+            deadline_at=now + request.deadline_seconds if request.deadline_seconds else None,
+            created_at=now,
+            updated_at=now,
+        )
+        self.runs.create(run)
+        if self.queue is None:
+            raise InvalidRequest("Agent runs are not configured (no runs queue).", code="runs_unavailable")
+        self.queue.enqueue(tenant, run_id)
+        return run
+
+    def get(self, tenant: str, run_id: str) -> tuple[Run, list[Step]]:
+        run = self.runs.get(tenant, run_id)
+        if run is None:
+            raise NotFound(f"No run {run_id!r}.", code="run_not_found")
+        return run, self.runs.steps(tenant, run_id)
+
+    def cancel(self, tenant: str, run_id: str) -> Run:
+        run, _ = self.get(tenant, run_id)
+        if run.status in TERMINAL:
+            return run
+        self._finish(run, "cancelled", expected={"queued", "running"})
+        if run.execution_arn:
+            from botocore.exceptions import ClientError
+
+            try:
+                self.sfn.stop_execution(executionArn=run.execution_arn, error="Cancelled", cause="cancelled by API")
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                    raise
+        return self.runs.get(tenant, run_id) or run
+
+    # -- starter ---------------------------------------------------------------------------------------------
+
+    def start(self, tenant: str, run_id: str) -> str:
+        """Start the run's execution, named after the run: a duplicate delivery can never start a second one."""
+        import json
+
+        run = self.runs.get(tenant, run_id)
+        if run is None or run.status in TERMINAL:
+            return "skipped"
+        arn = f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{run_id}"
+        try:
+            arn = self.sfn.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=run_id,
+                input=json.dumps({"tenant": tenant, "run_id": run_id}),
+            )["executionArn"]
+        except Exception as error:
+            if "ExecutionAlreadyExists" not in type(error).__name__ and "ExecutionAlreadyExists" not in str(error):
+                raise
+            return "duplicate"
+        if run.status == "queued":
+            run = run.model_copy(update={"status": "running", "execution_arn": arn, "updated_at": self.clock()})
+            self.runs.save(run, expected_status={"queued"})
+        return "started"
+
+    # -- state machine tasks -----------------------------------------------------------------------------------
+
+    def model_step(self, tenant: str, run_id: str) -> dict[str, Any]:
+        run, _ = self.get(tenant, run_id)
+        if run.status in TERMINAL:
+            raise RunNotActive(f"run {run_id} is {run.status}")
+        new = list(run.input) if run.steps_used == 0 else self._tool_results(run)
+        tools = [t.openai() for t in run.tools] or None
+        started = self.clock()
+        outcome = self.chat.stateful(
+            tenant, run.session_id, ChatRequest(run.model, new, GenerationParams(tools=tools, temperature=0))
+        )
+        number = run.steps_used + 1
+        usage = outcome.usage
+        self.runs.put_step(
+            tenant,
+            run_id,
+            Step(
+                number=number,
+                kind="model",
+                started_at=started,
+                duration_ms=int((self.clock() - started) * 1000),
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cache=outcome.cache.status if outcome.cache else None,
+            ),
+        )
+        calls = outcome.completion.message.tool_calls or []
+        update: dict[str, Any] = {
+            "steps_used": number,
+            "tokens_used": run.tokens_used + usage.total_tokens,
+            "pending": [PendingCall(id=c.id, name=c.function.name, arguments=c.function.arguments) for c in calls],
+            "updated_at": self.clock(),
+            "status": "running",
+        }
+        finished = not calls
+        if finished:
+            update.update(status="succeeded", output=outcome.completion.message.text())
+        run = run.model_copy(update=update)
+        self.runs.save(run, expected_status={"queued", "running"})
+        over = not finished and number >= run.max_steps
+        return {
+            "finished": finished,
+            "over_budget": over,
+            "step": number,
+            "tool_calls": [{"tenant": tenant, "run_id": run_id, "tool_call_id": c.id} for c in calls],
+        }
+
+    def tool_step(self, tenant: str, run_id: str, tool_call_id: str, failure: dict[str, Any] | None = None) -> None:
+        """Run one requested tool and record its result; a transient failure raises for the state machine to
+        retry, and ``failure`` (after the retries) records it as an error result the model will see."""
+        run, _ = self.get(tenant, run_id)
+        call = next((c for c in run.pending if c.id == tool_call_id), None)
+        if call is None:
+            raise InvalidRequest(f"run {run_id} has no pending tool call {tool_call_id}")
+        if self.runs.tool_step(tenant, run_id, run.steps_used, tool_call_id) is not None:
+            return  # already recorded by an earlier attempt
+        started = self.clock()
+        is_error = False
+        if failure is not None:
+            result, is_error = f"Tool failed after retries: {_failure_message(failure)}", True
+        else:
+            spec = next((t for t in run.tools if t.function.name == call.name), None)
+            if spec is None:
+                result, is_error = f"Unknown tool {call.name!r}.", True
+            else:
+                try:
+                    result = run_tool(spec, call.arguments, self.tool_allowlist)
+                except ToolError as error:
+                    result, is_error = str(error), True
+        self.runs.put_step(
+            tenant,
+            run_id,
+            Step(
+                number=run.steps_used,
+                kind="tool",
+                started_at=started,
+                duration_ms=int((self.clock() - started) * 1000),
+                tool=call.name,
+                tool_call_id=call.id,
+                is_error=is_error,
+                result=result,
+            ),
+            requested_by=run.steps_used,
+        )
+
+    def check(self, tenant: str, run_id: str) -> dict[str, Any]:
+        run, _ = self.get(tenant, run_id)
+        over = (
+            run.steps_used >= run.max_steps
+            or (run.max_tokens is not None and run.tokens_used >= run.max_tokens)
+            or (run.deadline_at is not None and self.clock() >= run.deadline_at)
+        )
+        return {"over_budget": over}
+
+    def stopped_for_budget(self, tenant: str, run_id: str) -> None:
+        run, _ = self.get(tenant, run_id)
+        self._finish(run, "stopped_for_budget", expected={"queued", "running"})
+
+    def failed(self, tenant: str, run_id: str, error: dict[str, Any]) -> None:
+        run, _ = self.get(tenant, run_id)
+        if run.status in TERMINAL:
+            return
+        run = run.model_copy(
+            update={"error": str(error.get("Error", "Error")), "cause": str(error.get("Cause", ""))[:4000]}
+        )
+        self._finish(run, "failed", expected={"queued", "running"})
+
+    def _finish(self, run: Run, status: str, *, expected: set[str]) -> None:
+        from ctxgate.sessions.ports import AppendConflict
+
+        # If it ended another way first (cancelled, or finished), the first ending stands.
+        with contextlib.suppress(AppendConflict):
+            self.runs.save(
+                run.model_copy(update={"status": status, "updated_at": self.clock()}), expected_status=expected
+            )
+
+    def _tool_results(self, run: Run) -> list[Message]:
+        messages = []
+        for call in run.pending:
+            step = self.runs.tool_step(run.tenant, run.id, run.steps_used, call.id)
+            if step is None:
+                raise TransientToolResultMissing(f"tool call {call.id} has no result yet")
+            content = step.result or ""
+            if step.is_error:
+                content = f"ERROR: {content}"
+            messages.append(Message(role="tool", tool_call_id=call.id, content=content))
+        return messages
+
+
+def _failure_message(failure: dict[str, Any]) -> str:
+    """The error message of a Step Functions failure whose cause is a Lambda error payload (no stack trace)."""
+    import json
+
+    cause = str(failure.get("Cause", ""))
+    with contextlib.suppress(ValueError, AttributeError):
+        cause = json.loads(cause).get("errorMessage", cause)
+    return f"{failure.get('Error', 'Error')}: {cause}"[:2000]
+
+
+class RunNotActive(Exception):
+    """The run already ended (cancelled, or stopped); the execution stops here."""
+
+
+class TransientToolResultMissing(Exception):
+    pass
