@@ -1,5 +1,8 @@
 """SQS consumer: eviction and summarisation of sessions' verbatim history (the compaction queue).
 
+The agent state machine also invokes it, with a one-record batch of the same shape, when a run's session is over
+its high-water mark.
+
 Partial batch failures: a failed record is retried after a jittered delay (its visibility timeout is changed
 from the record's receive count) and reaches the DLQ after the queue's ``maxReceiveCount``.
 """
@@ -27,7 +30,8 @@ def record_handler(record: SQSRecord) -> None:
         job = CompactionRequest.model_validate_json(record.body)
         result = compaction_engine().compactor.run(job)
     except Exception:  # every failure, a malformed body included, is redelivered after a jittered delay
-        delay_retry(record.receipt_handle, int(record.attributes.approximate_receive_count))
+        if not record.receipt_handle.startswith("states:"):  # a batch from the agent loop has no queue to return to
+            delay_retry(record.receipt_handle, int(record.attributes.approximate_receive_count))
         raise
     logger.info("compaction", extra={"session": job.session_id, "status": result.status, "to": result.evicted_through})
 

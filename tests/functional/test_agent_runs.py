@@ -270,3 +270,33 @@ def test_cancel(world):
     assert api_call(world, "GET", f"/v1/runs/{running}")[1]["status"] == "cancelled"  # the first ending stands
     assert len(world.upstream.requests["/v1/chat/completions"]) == 1  # no model call after the cancel
     assert api_call(world, "GET", f"/v1/runs/{queued}")[1]["status"] == "cancelled"  # the starter skipped it
+
+
+def test_the_budget_check_compacts_a_long_run_session_through_the_consumer(world, monkeypatch):
+    from ctxgate.api.gateway import get_agent, get_gateway
+
+    from tests.conftest import _reset_caches
+
+    monkeypatch.setenv("CTXGATE_DEFAULT_BUDGET_TOKENS", "2048")
+    _reset_caches()
+    get_agent.cache_clear()
+    report = "The quarterly figures show steady growth across every region we track. " * 30
+    world.tools.routes["/report"] = lambda body: (200, {"page": body.get("page"), "text": report})
+    calls = [completion(calls=[(f"p{i}", "report", {"page": i})]) for i in range(1, 5)]
+    world.upstream.routes["/v1/chat/completions"] = script(*calls, completion("Growth everywhere."))
+    run_id = create(
+        world,
+        max_steps=8,
+        session_id="long-report",
+        input=[{"role": "user", "content": "Summarise."}],
+        tools=[tool(world, "report", "/report")],
+    )
+    run = start_and_wait(world, run_id)
+    assert run["status"] == "succeeded", run["error"]
+    sfn = world.aws.session.client("stepfunctions")
+    arn = f"{world.aws.physical['AgentStateMachine'].replace(':stateMachine:', ':execution:')}:{run_id}"
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    assert "Compact" in entered
+    plan = get_gateway().service.inspect("default", "long-report", "next")
+    assert plan.summarised, "the consumer summarised the run's evicted turns"

@@ -7,6 +7,7 @@ runs table and the session the run extends.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import uuid
 from collections.abc import Callable
@@ -222,13 +223,32 @@ class AgentService:
         )
 
     def check(self, tenant: str, run_id: str) -> dict[str, Any]:
+        """Steps, tokens and deadline; and, when the run's session needs it, a compaction job shaped as the one-record
+        SQS batch ``functions/compact_context`` consumes."""
         run, _ = self.get(tenant, run_id)
         over = (
             run.steps_used >= run.max_steps
             or (run.max_tokens is not None and run.tokens_used >= run.max_tokens)
             or (run.deadline_at is not None and self.clock() >= run.deadline_at)
         )
-        return {"over_budget": over}
+        job = None if over else self.chat.engine.compaction_due(tenant, run.session_id)
+        records = []
+        if job is not None:
+            body = job.model_dump_json()
+            records.append(
+                {
+                    "messageId": f"{run_id}-{run.steps_used}",
+                    "receiptHandle": f"states:{run_id}:{run.steps_used}",
+                    "body": body,
+                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(self.clock() * 1000))},
+                    "messageAttributes": {},
+                    "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:states:agent-loop",
+                    "awsRegion": "local",
+                }
+            )
+        return {"over_budget": over, "needs_compaction": bool(records), "records": records}
 
     def stopped_for_budget(self, tenant: str, run_id: str) -> None:
         run, _ = self.get(tenant, run_id)

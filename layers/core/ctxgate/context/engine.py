@@ -15,6 +15,7 @@ from ctxgate.context.assemble import (
     assemble_context,
     default_output_reserve,
     fixed_tokens,
+    watermarks,
 )
 from ctxgate.context.compaction import CompactionJob, CompactionQueue, CompactionRequest
 from ctxgate.context.models import ContextConfig, ContextPlan, Pin
@@ -151,6 +152,17 @@ class ContextEngine:
                     keep_tokens=max(0, keep),
                 )
         raise ContextBudgetExceeded("The session's history could not be compacted into its budget.")
+
+    def compaction_due(self, tenant: str, session_id: str) -> CompactionRequest | None:
+        """The compaction job a session needs now (verbatim history over its high-water mark), or None."""
+        loaded = self.load(tenant, session_id)
+        if loaded is None:
+            return None
+        _, state = loaded
+        _, high, _ = watermarks(state, self.config, state.budget_tokens - state.output_reserve)
+        if sum(t.tokens for t in state.recent) <= high:
+            return None
+        return CompactionRequest(tenant=tenant, session_id=session_id, evicted_through=state.evicted_through)
 
     def after_append(self, tenant: str, session_id: str, prepared: Prepared, appended_tokens: int) -> bool:
         """Queue a compaction when the verbatim history is now over its high-water mark. Returns whether it did.
