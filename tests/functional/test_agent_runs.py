@@ -300,3 +300,26 @@ def test_the_budget_check_compacts_a_long_run_session_through_the_consumer(world
     assert "Compact" in entered
     plan = get_gateway().service.inspect("default", "long-report", "next")
     assert plan.summarised, "the consumer summarised the run's evicted turns"
+
+
+def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path):
+    from ctxgate_local.moto_patches import LAMBDA_FUNCTIONS
+    from ctxgate_local.template import _EMPTY_ZIP, Function
+
+    (tmp_path / "tool.py").write_text("def handler(event, context):\n    return {'total': sum(event['numbers'])}\n")
+    lam = world.aws.session.client("lambda")
+    role = world.aws.session.client("iam").get_role(RoleName="ctxgate-local-lambda")["Role"]["Arn"]
+    arn = lam.create_function(
+        FunctionName="adder", Runtime="python3.12", Role=role, Handler="tool.handler", Code={"ZipFile": _EMPTY_ZIP}
+    )["FunctionArn"]
+    LAMBDA_FUNCTIONS["adder"] = Function(
+        logical_id="Adder", code_uri=tmp_path, handler="tool.handler", environment={}, timeout=10
+    )
+    world.upstream.routes["/v1/chat/completions"] = script(
+        completion(calls=[("c1", "add", {"numbers": [2, 3, 37]})]), completion("The total is 42.")
+    )
+    adder = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}, "lambda_arn": arn}
+    run = start_and_wait(world, create(world, input=[{"role": "user", "content": "Add 2, 3 and 37."}], tools=[adder]))
+    assert run["status"] == "succeeded" and run["output"] == "The total is 42."
+    result = next(s for s in run["steps"] if s["kind"] == "tool")
+    assert result["is_error"] is False and result["result"] == '{"total": 42}'
