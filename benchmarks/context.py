@@ -240,8 +240,8 @@ def _replay(
         stored = [(dia, text) for _, dia, text in request.new] + ([request.reply] if request.reply else [])
         for offset, (dia, text) in enumerate(stored, start=outcome.turn - len(stored) + 1):
             seq_of[dia], content_of[dia] = offset, text
-        transcript_tokens = full - REPLY_PRIMING_TOKENS + REPLY_PRIMING_TOKENS
-        transcript_tokens += count_message(outcome.completion.message) if request.reply else 0
+        # The transcript a full-resend client would send next: this request's messages plus the stored reply.
+        transcript_tokens = full + (count_message(outcome.completion.message) if request.reply else 0)
         while deliver_once(sqs, consumer, consumer.queues[0], stack):
             totals.compactions += 1
     asked = complete = 0
