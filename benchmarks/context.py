@@ -170,6 +170,8 @@ def _replay_all(conversations: list[dict[str, Any]], budget: int, stack: Any) ->
     models = ModelsFile(models=[ModelConfig(name=MODEL, provider="echo", upstream_model=MODEL)])
     router = ModelRouter(models, RetryPolicy(), provider_factory=lambda config, timeout: scripted)
     service = Gateway.from_settings(get_settings(), router).service
+    if service.cache is not None:
+        service.cache.metrics = None  # EMF lines on stdout belong in Lambda logs, not in a benchmark's output
     compaction_engine().compactor.summarizer.router = router  # the consumer summarises with the replay's models too
     consumer = stack.functions["CompactContextFunction"]
     totals = Totals()

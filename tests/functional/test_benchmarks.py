@@ -1,0 +1,85 @@
+"""The benchmarks' --json contract: exactly one JSON object on stdout with exactly the documented keys."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTEXT_KEYS = {
+    "conversations",
+    "questions",
+    "evidence_recall",
+    "cumulative_input_tokens",
+    "full_resend_input_tokens",
+    "cumulative_input_ratio",
+    "prefix_cache_hit_ratio",
+    "modeled_cost_ratio",
+    "pins_retained",
+    "budget_violations",
+    "seconds",
+}
+CACHE_KEYS = {
+    "pairs",
+    "correct_hits",
+    "wrong_hits",
+    "misses",
+    "precision",
+    "hit_rate",
+    "threshold",
+    "lookup_p50_ms",
+    "lookup_p99_ms",
+    "seconds",
+}
+
+
+def bench(*args: str) -> dict:
+    command = [str(Path(sys.executable).with_name("ctxgate")), "bench", *args, "--json"]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True, timeout=600).stdout
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, f"--json must print one JSON object, got {len(lines)} lines"
+    return json.loads(lines[0])
+
+
+def test_context_benchmark_json(tmp_path):
+    # A tiny LoCoMo-format conversation (the real dataset is not part of the repository).
+    turns = [
+        {
+            "speaker": "Ana" if i % 2 == 0 else "Ben",
+            "dia_id": f"D1:{i + 1}",
+            "text": f"Turn {i}: we talked about the {['lake', 'market', 'museum', 'train'][i % 4]} trip number {i}.",
+        }
+        for i in range(220)
+    ]
+    data = [
+        {
+            "sample_id": "tiny",
+            "conversation": {"speaker_a": "Ana", "speaker_b": "Ben", "session_1": turns},
+            "qa": [
+                {"question": "When did we talk about museum trip number 2?", "evidence": ["D1:3"], "category": 1},
+                {"question": "unanswerable", "evidence": [], "category": 5},
+            ],
+        }
+    ]
+    dataset = tmp_path / "tiny.json"
+    dataset.write_text(json.dumps(data))
+    result = bench("context", "--dataset", str(dataset), "--budget", "2048")
+    assert set(result) == CONTEXT_KEYS
+    assert result["conversations"] == 1 and result["questions"] == 1
+    assert result["budget_violations"] == 0 and result["pins_retained"] == 1.0
+    assert 0 < result["cumulative_input_ratio"] < 1
+
+
+def test_cache_benchmark_json(tmp_path):
+    pairs = [
+        {"origin": "How do I open a savings account?", "similar": "How can I open a savings account?"},
+        {"origin": "What is the capital of France?", "similar": "Which city is the capital of France?"},
+        {"origin": "Convert 100 USD to EUR", "similar": "Convert 250 USD to EUR"},
+    ]
+    dataset = tmp_path / "pairs.json"
+    dataset.write_text(json.dumps(pairs))
+    result = bench("cache", "--dataset", str(dataset))
+    assert set(result) == CACHE_KEYS
+    assert result["pairs"] == 3 and result["wrong_hits"] == 0 and result["correct_hits"] >= 1
