@@ -277,7 +277,7 @@ class AgentService:
         for call in run.pending:
             step = self.runs.tool_step(run.tenant, run.id, run.steps_used, call.id)
             if step is None:
-                raise TransientToolResultMissing(f"tool call {call.id} has no result yet")
+                raise ToolResultMissing(f"tool call {call.id} has no result yet")
             content = step.result or ""
             if step.is_error:
                 content = f"ERROR: {content}"
@@ -299,5 +299,6 @@ class RunNotActive(Exception):
     """The run already ended (cancelled, or stopped); the execution stops here."""
 
 
-class TransientToolResultMissing(Exception):
-    pass
+class ToolResultMissing(Exception):
+    """The Map over the tool calls ended without a recorded result for one of them (a lost write): the run fails
+    with this as its cause rather than call the model with an incomplete set of results."""
