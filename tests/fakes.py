@@ -138,6 +138,7 @@ def chat_service(
     conflict_deadline: float = 20.0,
     queue=None,
     config: ContextConfig | None = None,
+    sleep=lambda seconds: None,
 ) -> ChatService:
     router = router or ModelRouter(ECHO_ONLY, RetryPolicy())
     engine = ContextEngine(
