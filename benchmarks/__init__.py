@@ -11,12 +11,14 @@ def run(args: argparse.Namespace) -> int:
 
         return main(json_output=args.json, repeats=args.repeats)
     if args.bench == "context":
+        import os
+
         from benchmarks.context import main as context_main
 
         if args.recall_min_relevance is not None:
-            import os
-
             os.environ["CTXGATE_RECALL_MIN_RELEVANCE"] = str(args.recall_min_relevance)
+        if args.recall_min_relevance_question is not None:
+            os.environ["CTXGATE_RECALL_MIN_RELEVANCE_QUESTION"] = str(args.recall_min_relevance_question)
         return context_main(dataset=args.dataset, budget=args.budget, json_output=args.json, limit=args.limit)
     if args.bench == "cache":
         from benchmarks.cache import main as cache_main

@@ -139,8 +139,12 @@ def run(dataset: Path, budget: int, limit: int | None = None) -> dict[str, Any]:
 
     started = time.perf_counter()
     conversations = json.loads(dataset.read_text())[:limit]
-    gate = os.environ.get("CTXGATE_RECALL_MIN_RELEVANCE")
-    with local_aws(**({"CTXGATE_RECALL_MIN_RELEVANCE": gate} if gate else {})) as stack:
+    gates = {
+        k: os.environ[k]
+        for k in ("CTXGATE_RECALL_MIN_RELEVANCE", "CTXGATE_RECALL_MIN_RELEVANCE_QUESTION")
+        if k in os.environ
+    }
+    with local_aws(**gates) as stack:
         totals = _replay_all(conversations, budget, stack)
     return {
         "conversations": len(conversations),

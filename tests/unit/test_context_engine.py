@@ -198,3 +198,22 @@ def test_recalled_turns_come_after_the_stable_prefix():
     names = [s.name for s in plan.sections]
     assert names == ["system", "pins", "summaries", "recent", "recalled", "new"]
     assert plan.recalled and all(b.section in ("system", "pins", "summaries", "recent") for b in plan.breakpoints)
+
+
+@pytest.mark.parametrize(
+    ("text", "asks"),
+    [
+        ("When did Caroline go to the support group?", True),
+        ("Did you finish the painting", True),
+        ("remember the trip to Lisbon", True),
+        ("so what did you think? I loved it", True),
+        ("ok thanks", False),
+        ("I went hiking with my dog yesterday.", False),
+    ],
+)
+def test_questions_use_the_looser_recall_gate(text, asks):
+    from ctxgate.context.recall import is_question
+
+    assert is_question(text) is asks
+    config = ContextConfig()
+    assert config.recall_min_relevance_question < config.recall_min_relevance

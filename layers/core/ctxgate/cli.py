@@ -77,7 +77,13 @@ def parser() -> argparse.ArgumentParser:
     context.add_argument("--budget", type=int, default=8192, help="the sessions' token budget")
     context.add_argument("--limit", type=int, default=None, help="replay only the first N conversations")
     context.add_argument(
-        "--recall-min-relevance", type=float, default=None, help="override CTXGATE_RECALL_MIN_RELEVANCE (the gate)"
+        "--recall-min-relevance", type=float, default=None, help="override CTXGATE_RECALL_MIN_RELEVANCE (statements)"
+    )
+    context.add_argument(
+        "--recall-min-relevance-question",
+        type=float,
+        default=None,
+        help="override CTXGATE_RECALL_MIN_RELEVANCE_QUESTION (questions)",
     )
     context.add_argument("--json", action="store_true")
     context.set_defaults(func=_bench)

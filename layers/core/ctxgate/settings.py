@@ -42,6 +42,7 @@ class Settings:
     summarizer_model: str
     recall_share: float
     recall_min_relevance: float
+    recall_min_relevance_question: float
     cache_table_name: str
     semantic_threshold: float
     cache_ttl_seconds: int
@@ -70,7 +71,8 @@ class Settings:
             compaction_queue_url=os.environ.get("CTXGATE_COMPACTION_QUEUE_URL", "").strip(),
             summarizer_model=os.environ.get("CTXGATE_SUMMARIZER_MODEL", "").strip(),
             recall_share=_float("CTXGATE_RECALL_SHARE", 0.35),
-            recall_min_relevance=_float("CTXGATE_RECALL_MIN_RELEVANCE", 0.3),
+            recall_min_relevance=_float("CTXGATE_RECALL_MIN_RELEVANCE", 0.6),
+            recall_min_relevance_question=_float("CTXGATE_RECALL_MIN_RELEVANCE_QUESTION", 0.15),
             cache_table_name=os.environ.get("CTXGATE_CACHE_TABLE_NAME", "ctxgate-cache"),
             semantic_threshold=_float("CTXGATE_SEMANTIC_THRESHOLD", 0.75),
             cache_ttl_seconds=_int("CTXGATE_CACHE_TTL_SECONDS", 86400),

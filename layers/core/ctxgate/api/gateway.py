@@ -206,7 +206,11 @@ def build_engine(settings: Settings, router: ModelRouter | None = None) -> tuple
     )
     engine = ContextEngine(
         store,
-        ContextConfig(recall_share=settings.recall_share, recall_min_relevance=settings.recall_min_relevance),
+        ContextConfig(
+            recall_share=settings.recall_share,
+            recall_min_relevance=settings.recall_min_relevance,
+            recall_min_relevance_question=settings.recall_min_relevance_question,
+        ),
         summarizer=Summarizer(router, settings.summarizer_model or None),
         default_budget_tokens=settings.default_budget_tokens,
         queue=SqsCompactionQueue(settings.compaction_queue_url) if settings.compaction_queue_url else None,

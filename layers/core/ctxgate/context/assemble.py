@@ -24,7 +24,7 @@ from ctxgate.context.models import (
     RecallShard,
     Section,
 )
-from ctxgate.context.recall import RECALL_HEADER, recall_line, render_recalled, score
+from ctxgate.context.recall import RECALL_HEADER, is_question, recall_line, render_recalled, score
 from ctxgate.context.summarize import epoch_message
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
@@ -159,8 +159,9 @@ def _recall(state: ContextState, new: list[Message], budget: int, config: Contex
     query = " ".join(m.text() for m in new if m.role in ("user", "tool"))
     chosen: list[RecallDoc] = []
     used = count_message(Message(role="system", content=RECALL_HEADER))
+    gate = config.recall_min_relevance_question if is_question(query) else config.recall_min_relevance
     for relevance, doc in score(state.load_shards(), query):
-        if relevance < config.recall_min_relevance:
+        if relevance < gate:
             break
         cost = count_text("\n" + recall_line(doc))
         if used + cost <= budget:

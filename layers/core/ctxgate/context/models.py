@@ -56,9 +56,12 @@ class ContextConfig(BaseModel):
     summary_share: float = Field(default=0.08, ge=0.02, le=0.5)
     high_water: float = Field(default=0.9, gt=0, le=1)
     low_water: float = Field(default=0.3, gt=0, lt=1)
-    recall_min_relevance: float = Field(default=0.3, ge=0)
-    """Normalised relevance (see ``recall.score``) below which an evicted turn is not recalled: it keeps small
-    talk from filling the recall section (uncached tokens) while specific questions still recall their turns."""
+    recall_min_relevance: float = Field(default=0.6, ge=0)
+    """Normalised relevance (see ``recall.score``) below which an evicted turn is not recalled for a statement: it
+    keeps small talk from filling the recall section with uncached tokens."""
+    recall_min_relevance_question: float = Field(default=0.15, ge=0)
+    """The same gate for a message that asks something (``recall.is_question``): questions are when earlier turns
+    are needed, so they may recall more loosely."""
 
 
 class Budget(BaseModel):

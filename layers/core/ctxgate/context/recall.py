@@ -60,6 +60,18 @@ def terms(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
 
 
+_ASKING = frozenset(
+    """who whom whose what when where why how which did does do is are was were can could would will have has
+    remember recall""".split()  # noqa: SIM905
+)
+
+
+def is_question(text: str) -> bool:
+    """Does the message ask for something? Questions are when the past is needed; small talk rarely needs it."""
+    words = text.strip().lower().split(maxsplit=1)
+    return "?" in text or (bool(words) and words[0].strip(",.!") in _ASKING)
+
+
 def recall_doc(seq: int, message: Message, tokens: int) -> RecallDoc:
     text = message.text()
     for call in message.tool_calls or ():
