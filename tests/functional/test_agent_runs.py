@@ -204,8 +204,12 @@ def test_a_provider_that_always_fails_fails_the_run_with_its_cause_and_dead_lett
     run = start_and_wait(world, run_id)
     assert run["status"] == "failed" and run["error"]["error"] == "ProviderFailure"
     assert "All providers failed" in run["error"]["cause"]
+    # The DLQ message is sent by the state after the one that marks the run failed: wait for it.
     sqs = world.aws.session.client("sqs")
-    messages = sqs.receive_message(QueueUrl=world.aws.physical["RunsDeadLetterQueue"]).get("Messages", [])
+    deadline = time.monotonic() + 20
+    while not (messages := sqs.receive_message(QueueUrl=world.aws.physical["RunsDeadLetterQueue"]).get("Messages")):
+        assert time.monotonic() < deadline, "the run id never reached the DLQ"
+        time.sleep(0.05)
     assert [json.loads(m["Body"])["run_id"] for m in messages] == [run_id]
 
 
