@@ -23,7 +23,6 @@ from ctxgate.adapters.dynamodb_sessions import (
     TURN_PREFIX,
     DynamoSessionStore,
     _is_conflict,
-    parse_meta,
     pin_item,
     session_pk,
 )
@@ -175,6 +174,3 @@ def _remember(key: str, shard: RecallShard) -> None:
         _shard_cache.move_to_end(key)
         while len(_shard_cache) > SHARD_CACHE_SIZE:
             _shard_cache.popitem(last=False)
-
-
-__all__ = ["DynamoContextStore", "parse_meta"]

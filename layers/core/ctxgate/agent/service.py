@@ -13,8 +13,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ctxgate.adapters.dynamodb_runs import DynamoRunStore
 from ctxgate.agent.models import TERMINAL, PendingCall, Run, RunRequest, Step
+from ctxgate.agent.ports import ExecutionExists, Executions, RunStore
 from ctxgate.agent.tools import ToolError, run_tool
 from ctxgate.errors import InvalidRequest, NotFound
 from ctxgate.messages import GenerationParams, Message
@@ -38,30 +38,20 @@ class RunQueue:
 class AgentService:
     def __init__(
         self,
-        runs: DynamoRunStore,
+        runs: RunStore,
         chat: ChatService,
         *,
         queue: RunQueue | None,
-        state_machine_arn: str,
+        executions: Executions,
         tool_allowlist: list[str],
         clock: Callable[[], float] = time.time,
-        stepfunctions: Callable[[], Any] | None = None,
     ) -> None:
         self.runs = runs
         self.chat = chat
         self.queue = queue
-        self.state_machine_arn = state_machine_arn
+        self.executions = executions
         self.tool_allowlist = tool_allowlist
         self.clock = clock
-        self._stepfunctions = stepfunctions
-
-    @property
-    def sfn(self) -> Any:
-        if self._stepfunctions is not None:
-            return self._stepfunctions()
-        from ctxgate.adapters.aws import client
-
-        return client("stepfunctions")
 
     # -- API ---------------------------------------------------------------------------------------------------
 
@@ -102,13 +92,7 @@ class AgentService:
             return run
         self._finish(run, "cancelled", expected={"queued", "running"})
         if run.execution_arn:
-            from botocore.exceptions import ClientError
-
-            try:
-                self.sfn.stop_execution(executionArn=run.execution_arn, error="Cancelled", cause="cancelled by API")
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
-                    raise
+            self.executions.stop(run.execution_arn, cause="cancelled by API")
         return self.runs.get(tenant, run_id) or run
 
     # -- starter ---------------------------------------------------------------------------------------------
@@ -120,16 +104,9 @@ class AgentService:
         run = self.runs.get(tenant, run_id)
         if run is None or run.status in TERMINAL:
             return "skipped"
-        arn = f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{run_id}"
         try:
-            arn = self.sfn.start_execution(
-                stateMachineArn=self.state_machine_arn,
-                name=run_id,
-                input=json.dumps({"tenant": tenant, "run_id": run_id}),
-            )["executionArn"]
-        except Exception as error:
-            if "ExecutionAlreadyExists" not in type(error).__name__ and "ExecutionAlreadyExists" not in str(error):
-                raise
+            arn = self.executions.start(run_id, json.dumps({"tenant": tenant, "run_id": run_id}))
+        except ExecutionExists:
             return "duplicate"
         if run.status == "queued":
             run = run.model_copy(update={"status": "running", "execution_arn": arn, "updated_at": self.clock()})

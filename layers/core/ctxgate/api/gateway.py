@@ -285,6 +285,7 @@ def get_agent() -> AgentService:
     """The agent-run service over the runs table, the runs queue and the state machine."""
     from ctxgate.adapters.aws import client
     from ctxgate.adapters.dynamodb_runs import DynamoRunStore
+    from ctxgate.adapters.stepfunctions_runs import StepFunctionsExecutions
     from ctxgate.agent.service import AgentService, RunQueue
 
     settings = get_settings()
@@ -297,7 +298,7 @@ def get_agent() -> AgentService:
         DynamoRunStore(settings.runs_table_name),
         get_gateway().service,
         queue=queue,
-        state_machine_arn=settings.state_machine_arn,
+        executions=StepFunctionsExecutions(settings.state_machine_arn),
         tool_allowlist=settings.tool_allowed_hosts,
     )
 

@@ -1,0 +1,39 @@
+"""Ports of the agent-run domain: where runs are stored and how their executions are started and stopped."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ctxgate.agent.models import Run, Step
+
+
+class ExecutionExists(Exception):
+    """An execution with this name was already started (a duplicate start)."""
+
+
+class RunStore(Protocol):
+    def create(self, run: Run) -> None: ...
+
+    def get(self, tenant: str, run_id: str) -> Run | None: ...
+
+    def save(self, run: Run, *, expected_status: set[str]) -> None:
+        """Write ``run`` if its stored status is still one of ``expected_status``, else raise ``AppendConflict``."""
+        ...
+
+    def put_step(self, tenant: str, run_id: str, step: Step, *, requested_by: int = 0) -> bool:
+        """Record a step once; False if it was already recorded."""
+        ...
+
+    def tool_step(self, tenant: str, run_id: str, requested_by: int, tool_call_id: str) -> Step | None: ...
+
+    def steps(self, tenant: str, run_id: str) -> list[Step]: ...
+
+
+class Executions(Protocol):
+    def start(self, name: str, payload: str) -> str:
+        """Start an execution named ``name``; returns its ARN. Raises :class:`ExecutionExists` for a duplicate."""
+        ...
+
+    def stop(self, execution_arn: str, *, cause: str) -> None:
+        """Stop an execution; one that no longer exists is already stopped."""
+        ...
