@@ -163,8 +163,7 @@ def run(dataset: Path, budget: int, limit: int | None = None) -> dict[str, Any]:
 
 def _replay_all(conversations: list[dict[str, Any]], budget: int, stack: Any) -> Totals:
     import boto3
-    from ctxgate.api.gateway import Gateway
-    from ctxgate.context.consumer import compaction_engine
+    from ctxgate.bootstrap import build_chat, build_sessions, context_engine
     from ctxgate.providers.registry import ModelConfig, ModelRouter, ModelsFile
     from ctxgate.retry import RetryPolicy
     from ctxgate.settings import get_settings
@@ -173,14 +172,15 @@ def _replay_all(conversations: list[dict[str, Any]], budget: int, stack: Any) ->
     scripted = ScriptedProvider()
     models = ModelsFile(models=[ModelConfig(name=MODEL, provider="echo", upstream_model=MODEL)])
     router = ModelRouter(models, RetryPolicy(), provider_factory=lambda config, timeout: scripted)
-    service = Gateway.from_settings(get_settings(), router).service
+    service = build_chat(get_settings(), router)
     if service.cache is not None:
         service.cache.metrics = None  # EMF lines on stdout belong in Lambda logs, not in a benchmark's output
-    compaction_engine().compactor.summarizer.router = router  # the consumer summarises with the replay's models too
+    context_engine().compactor.summarizer.router = router  # the consumer summarises with the replay's models too
     consumer = stack.functions["CompactContextFunction"]
     totals = Totals()
+    sessions = build_sessions(service)
     for conversation in conversations:
-        _replay(conversation, budget, service, scripted, stack, consumer, session.client("sqs"), totals)
+        _replay(conversation, budget, service, sessions, scripted, stack, consumer, session.client("sqs"), totals)
     return totals
 
 
@@ -188,14 +188,15 @@ def _replay(
     conversation: dict[str, Any],
     budget: int,
     service: Any,
+    sessions: Any,
     scripted: ScriptedProvider,
     stack: Any,
     consumer: Any,
     sqs: Any,
     totals: Totals,
 ) -> None:
+    from ctxgate.chat.models import ChatRequest
     from ctxgate.messages import GenerationParams, Message
-    from ctxgate.sessions.service import ChatRequest
     from ctxgate.tokens import REPLY_PRIMING_TOKENS, count_message, count_messages
     from ctxgate_local.sqs_delivery import deliver_once
 
@@ -211,7 +212,7 @@ def _replay(
     for number, request in enumerate(requests):
         if number in (0, len(requests) // 2):
             pin = PINS[len(pins)]
-            service.add_pin(TENANT, session_id, pin)
+            sessions.add_pin(TENANT, session_id, pin)
             pins.append(pin)
             transcript_tokens += count_message(Message(role="user", content=pin))  # a client would resend it too
         new = [
@@ -254,7 +255,7 @@ def _replay(
     for qa in conversation["qa"]:
         if qa["category"] == 5:
             continue
-        plan = service.inspect(TENANT, session_id, str(qa["question"]), MODEL)
+        plan = sessions.inspect(TENANT, session_id, str(qa["question"]), MODEL)
         present = set(plan.included) | set(plan.recalled)
         rendered = "\n".join(m.text() for m in plan.messages)
         evidence = [e.strip() for ref in qa["evidence"] for e in str(ref).split(";") if e.strip()]

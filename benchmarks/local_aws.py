@@ -15,10 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def local_aws(**environment: str) -> Iterator[Any]:
     """Yields the provisioned ``LocalStack``; the process environment is the api function's, plus ``environment``."""
     import boto3
-    from ctxgate.adapters.aws import reset_clients
-    from ctxgate.api.gateway import get_gateway
-    from ctxgate.context.consumer import compaction_engine
-    from ctxgate.settings import get_settings
+    from ctxgate.bootstrap import reset
     from ctxgate_local import moto_patches
     from ctxgate_local.template import provision, read_stack
     from moto import mock_aws
@@ -33,7 +30,5 @@ def local_aws(**environment: str) -> Iterator[Any]:
         os.environ.update(stack.functions["ApiFunction"].environment)
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the handlers' INFO lines would bury the figures (and --json)
         os.environ.update(environment)
-        for cached in (get_settings, get_gateway, compaction_engine):
-            cached.cache_clear()
-        reset_clients()
+        reset()
         yield stack

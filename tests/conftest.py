@@ -38,13 +38,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _reset_caches() -> None:
-    from ctxgate.adapters.aws import reset_clients
-    from ctxgate.api.gateway import get_gateway
-    from ctxgate.settings import get_settings
+    from ctxgate.bootstrap import reset
 
-    get_settings.cache_clear()
-    get_gateway.cache_clear()
-    reset_clients()
+    reset()
 
 
 @dataclass

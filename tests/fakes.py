@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import threading
 
-from ctxgate.context.compaction import CompactionRequest
+from ctxgate.chat.service import ChatService
 from ctxgate.context.engine import ContextEngine
-from ctxgate.context.models import ContextConfig, Epoch, Pin, RecallShard
+from ctxgate.context.models import CompactionRequest, ContextConfig, Epoch, RecallShard, StoredContext
 from ctxgate.context.summarize import Summarizer
 from ctxgate.providers.registry import ECHO_ONLY, ModelRouter
 from ctxgate.retry import RetryPolicy
-from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
+from ctxgate.sessions.models import Pin, SessionMeta, Turn, TurnPage
 from ctxgate.sessions.ports import AppendConflict
-from ctxgate.sessions.service import ChatService
 
 
 class MemoryStore:
     """A ContextStore with the same versioning rules as the DynamoDB adapter."""
+
+    max_append_items = 100
 
     def __init__(self) -> None:
         self.meta: dict[tuple[str, str], SessionMeta] = {}
@@ -87,7 +88,9 @@ class MemoryStore:
         key = (tenant, session_id)
         if key not in self.meta:
             return None
-        return self.meta[key], list(self.pin_rows.get(key, [])), list(self.epoch_rows.get(key, []))
+        return StoredContext(
+            meta=self.meta[key], pins=list(self.pin_rows.get(key, [])), epochs=list(self.epoch_rows.get(key, []))
+        )
 
     def add_pin(self, tenant, session_id, pin, *, now):
         key = (tenant, session_id)
@@ -114,8 +117,10 @@ class MemoryStore:
             self.epoch_rows[key] = sorted([*kept, *put], key=lambda e: e.first_seq)
             self.meta[key] = meta.model_copy(update={"evicted_through": evicted_through})
 
-    def put_shard(self, key, shard):
+    def put_shard(self, tenant, session_id, shard):
+        key = f"{tenant}/{session_id}/{shard.first_seq}-{shard.last_seq}"
         self.shards[key] = shard
+        return key
 
     def get_shard(self, key):
         return self.shards[key]

@@ -19,7 +19,7 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from ctxgate.api.cache_task import lookup  # the domain loads on first use, not at cold start
+    from ctxgate.api.tasks import lookup  # the domain loads on first use, not at cold start
 
     try:
         return lookup(event)

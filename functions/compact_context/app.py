@@ -23,15 +23,17 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def record_handler(record: SQSRecord) -> None:
     # The domain is imported on first use, so the cold start pays only for Powertools.
-    from ctxgate.context.compaction import CompactionRequest
-    from ctxgate.context.consumer import compaction_engine, delay_retry
+    from ctxgate.adapters.sqs_records import came_from_queue
+    from ctxgate.bootstrap import compaction_queue, context_engine
+    from ctxgate.context.models import CompactionRequest
 
     try:
         job = CompactionRequest.model_validate_json(record.body)
-        result = compaction_engine().compactor.run(job)
+        result = context_engine().compactor.run(job)
     except Exception:  # every failure, a malformed body included, is redelivered after a jittered delay
-        if not record.receipt_handle.startswith("states:"):  # a batch from the agent loop has no queue to return to
-            delay_retry(record.receipt_handle, int(record.attributes.approximate_receive_count))
+        queue = compaction_queue()
+        if queue is not None and came_from_queue(record.raw_event):  # a hand-off has no queue to return to
+            queue.delay_redelivery(record.receipt_handle, int(record.attributes.approximate_receive_count))
         raise
     logger.info("compaction", extra={"session": job.session_id, "status": result.status, "to": result.evicted_through})
 

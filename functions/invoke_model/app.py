@@ -16,6 +16,6 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from ctxgate.api.gateway import get_agent
+    from ctxgate.bootstrap import agent_service
 
-    return get_agent().model_step(event["tenant"], event["run_id"])
+    return agent_service().model_step(event["tenant"], event["run_id"])

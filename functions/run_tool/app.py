@@ -17,7 +17,7 @@ logger = Logger()
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    from ctxgate.api.gateway import get_agent
+    from ctxgate.bootstrap import agent_service
 
-    get_agent().tool_step(event["tenant"], event["run_id"], event["tool_call_id"], event.get("failure"))
+    agent_service().tool_step(event["tenant"], event["run_id"], event["tool_call_id"], event.get("failure"))
     return {"tool_call_id": event["tool_call_id"]}

@@ -17,10 +17,10 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    from ctxgate.api.gateway import get_agent
+    from ctxgate.bootstrap import agent_service
 
     job = json.loads(record.body)
-    outcome = get_agent().start(job["tenant"], job["run_id"])
+    outcome = agent_service().start(job["tenant"], job["run_id"])
     logger.info("run start", extra={"run_id": job["run_id"], "outcome": outcome})
 
 

@@ -4,35 +4,17 @@ dead-letter queue once it exceeds the redrive policy's ``maxReceiveCount``)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from typing import Any
 
+from ctxgate.adapters.sqs_records import received_messages_event
+
 from ctxgate_local.handlers import invoke
 from ctxgate_local.template import REGION, Function, LocalStack, QueueMapping
 
 logger = logging.getLogger(__name__)
-
-
-def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": m.get("MessageAttributes", {}),
-                "md5OfBody": m.get("MD5OfBody") or hashlib.md5(m["Body"].encode()).hexdigest(),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            }
-            for m in messages
-        ]
-    }
 
 
 def deliver_once(sqs: Any, function: Function, mapping: QueueMapping, stack: LocalStack, wait_seconds: int = 0) -> int:
@@ -48,7 +30,7 @@ def deliver_once(sqs: Any, function: Function, mapping: QueueMapping, stack: Loc
     if not received:
         return 0
     try:
-        response = invoke(function, sqs_event(received, stack.arns[mapping.queue_logical_id]))
+        response = invoke(function, received_messages_event(received, stack.arns[mapping.queue_logical_id], REGION))
     except Exception:
         logger.exception("handler %s failed its whole batch", function.logical_id)
         return len(received)  # nothing is deleted: every record comes back after its visibility timeout

@@ -80,14 +80,11 @@ def world(aws, tmp_path, monkeypatch) -> Iterator[Any]:
     monkeypatch.setenv("CTXGATE_MODELS_FILE", str(models))
     monkeypatch.setenv("CTXGATE_TOOL_ALLOWED_HOSTS", "127.0.0.1")
     monkeypatch.setenv("CTXGATE_RETRY_MAX_ATTEMPTS", "1")
-    from ctxgate.api.gateway import get_agent
-
     from tests.conftest import _reset_caches
 
     _reset_caches()
-    get_agent.cache_clear()
     yield types.SimpleNamespace(aws=aws, upstream=upstream, tools=tools, api=load_function("api"))
-    get_agent.cache_clear()
+    _reset_caches()
     upstream.server.shutdown()
     tools.server.shutdown()
 
@@ -277,13 +274,12 @@ def test_cancel(world):
 
 
 def test_the_budget_check_compacts_a_long_run_session_through_the_consumer(world, monkeypatch):
-    from ctxgate.api.gateway import get_agent, get_gateway
+    from ctxgate.bootstrap import session_service
 
     from tests.conftest import _reset_caches
 
     monkeypatch.setenv("CTXGATE_DEFAULT_BUDGET_TOKENS", "2048")
     _reset_caches()
-    get_agent.cache_clear()
     report = "The quarterly figures show steady growth across every region we track. " * 30
     world.tools.routes["/report"] = lambda body: (200, {"page": body.get("page"), "text": report})
     calls = [completion(calls=[(f"p{i}", "report", {"page": i})]) for i in range(1, 5)]
@@ -302,7 +298,7 @@ def test_the_budget_check_compacts_a_long_run_session_through_the_consumer(world
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     assert "Compact" in entered
-    plan = get_gateway().service.inspect("default", "long-report", "next")
+    plan = session_service().inspect("default", "long-report", "next")
     assert plan.summarised, "the consumer summarised the run's evicted turns"
 
 

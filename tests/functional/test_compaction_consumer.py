@@ -5,27 +5,26 @@ from __future__ import annotations
 import json
 
 import pytest
-from ctxgate.api.gateway import get_gateway
-from ctxgate.context.compaction import CompactionRequest
+from ctxgate.bootstrap import chat_service, session_service
+from ctxgate.chat.models import ChatRequest
+from ctxgate.context.models import CompactionRequest
 from ctxgate.messages import GenerationParams, Message
 from ctxgate.retry import RetryPolicy
-from ctxgate.sessions.service import ChatRequest
 
 from tests.conftest import load_function
 
 
 @pytest.fixture
 def consumer(aws, monkeypatch):
-    import ctxgate.context.consumer as consumer_module
+    import ctxgate.adapters.sqs_compaction as sqs_compaction
 
     # Redelivery delays are real SQS visibility timeouts; make them immediate so the test takes no time.
-    monkeypatch.setattr(consumer_module, "REDELIVERY", RetryPolicy(base_delay=0.0, max_delay=0.0))
-    consumer_module.compaction_engine.cache_clear()
+    monkeypatch.setattr(sqs_compaction, "REDELIVERY", RetryPolicy(base_delay=0.0, max_delay=0.0))
     return load_function("compact_context")
 
 
 def fill(session: str, turns: int, budget: int = 512) -> None:
-    service = get_gateway().service
+    service = chat_service()
     for i in range(turns):
         text = f"turn {i}: the quick brown fox jumps over the lazy dog near the riverbank at dawn"
         service.stateful(
@@ -43,13 +42,13 @@ def receive(aws, queue: str = "CompactionQueue", wait: int = 0) -> list[dict]:
 
 
 def event(messages: list[dict], aws) -> dict:
-    from ctxgate_local.sqs_delivery import sqs_event
+    from ctxgate.adapters.sqs_records import received_messages_event
 
-    return sqs_event(messages, aws.stack.arns["CompactionQueue"])
+    return received_messages_event(messages, aws.stack.arns["CompactionQueue"], "us-east-1")
 
 
 def epochs(session: str) -> list:
-    return get_gateway().service.store.context("default", session)[2]
+    return chat_service().store.context("default", session).epochs
 
 
 def test_crossing_the_high_water_mark_queues_a_compaction_that_the_consumer_lands(aws, consumer, lambda_context):
@@ -61,7 +60,7 @@ def test_crossing_the_high_water_mark_queues_a_compaction_that_the_consumer_land
     response = consumer.lambda_handler(event(messages, aws), lambda_context)
     # THEN nothing failed and the session has a summary epoch and an eviction mark
     assert response == {"batchItemFailures": []}
-    meta = get_gateway().service.store.get("default", "s1")
+    meta = chat_service().store.get("default", "s1")
     assert meta.evicted_through > 0 and len(epochs("s1")) == 1
     assert epochs("s1")[0].last_seq == meta.evicted_through
 
@@ -114,7 +113,7 @@ def test_a_poison_message_fails_alone_and_reaches_the_dlq_after_max_receives(aws
 def test_an_append_during_compaction_is_not_lost(aws, consumer):
     # GIVEN a compaction that reads the session, and a turn appended before it commits
     fill("s4", 12)
-    engine = get_gateway().service.engine
+    engine = chat_service().engine
     store = engine.store
     original = store.commit_compaction
     raced = []
@@ -133,6 +132,6 @@ def test_an_append_during_compaction_is_not_lost(aws, consumer):
     assert after.last_seq == meta.last_seq + 2 and after.evicted_through > 0
     turns = store.turns("default", "s4").turns
     assert [t.seq for t in turns] == list(range(1, after.last_seq + 1))
-    plan = get_gateway().service.inspect("default", "s4", "hello")
+    plan = session_service().inspect("default", "s4", "hello")
     covered = [s for first, last in plan.summarised for s in range(first, last + 1)]
     assert sorted(covered + plan.included) == list(range(1, after.last_seq + 1))

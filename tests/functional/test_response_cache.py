@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from ctxgate.api.gateway import build_cache, get_gateway
+from ctxgate.bootstrap import build_cache, chat_service, session_service
 from ctxgate.cache.keys import CacheControl
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
@@ -143,7 +143,7 @@ def test_headers_and_a_stateful_hit_still_appends_the_turn(aws, lambda_context):
     # the assembled requests of two fresh sessions are identical, so the second is an exact hit
     assert first[1]["x-ctxgate-cache"] == "miss" and second[1]["x-ctxgate-cache"] == "hit-exact"
     assert second[2]["choices"][0]["message"]["content"] == first[2]["choices"][0]["message"]["content"]
-    turns = get_gateway().service.session("default", "cache-b", after=0, limit=10)[1].turns
+    turns = session_service().page("default", "cache-b", after=0, limit=10).turns.turns
     assert [t.message.role for t in turns] == ["user", "assistant"]
     # and the session goes on: its next request carries the cached reply as history
     follow = {"model": "echo", "temperature": 0, "messages": [{"role": "user", "content": "And on Sundays?"}]}
@@ -167,7 +167,7 @@ def test_cache_lookup_handler_with_its_sample_event(aws, lambda_context):
     handler = load_function("cache_lookup")
     event = json.loads(load_event.__globals__["EVENTS"].joinpath("cache_lookup.json").read_text())
     assert handler.lambda_handler(event, lambda_context)["status"] == "miss"
-    cache = get_gateway().service.cache
+    cache = chat_service().cache
     messages = [Message.model_validate(m) for m in event["messages"]]
     lookup = cache.lookup("default", "echo", messages, DETERMINISTIC, control=CacheControl())
     cache.remember(

@@ -9,10 +9,10 @@ import pytest
 from ctxgate.adapters.dynamodb_context import DynamoContextStore
 from ctxgate.adapters.dynamodb_sessions import DynamoSessionStore, session_pk
 from ctxgate.adapters.s3_blobs import S3BlobStore
+from ctxgate.chat.models import ChatRequest
 from ctxgate.errors import SessionConflict
 from ctxgate.messages import GenerationParams, Message
 from ctxgate.sessions.ports import AppendConflict
-from ctxgate.sessions.service import ChatRequest
 
 from tests.fakes import chat_service
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ctxgate.api.schema import parse_chat_request
+from ctxgate.api.wire.chat_completions import parse_chat_request
 from ctxgate.cache.keys import CacheControl, exact_key, is_deterministic, parse_cache_control
 from ctxgate.errors import InvalidRequest
 

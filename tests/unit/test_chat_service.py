@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from ctxgate.chat.models import ChatRequest
+from ctxgate.chat.service import ChatService
 from ctxgate.errors import InvalidRequest, ProviderFailure, SessionConflict
 from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest
 from ctxgate.providers.base import TransientProviderError
 from ctxgate.providers.registry import ModelConfig, ModelRouter, ModelsFile
 from ctxgate.retry import RetryPolicy
-from ctxgate.sessions.service import ChatRequest, ChatService
 
 from tests.fakes import MemoryStore, chat_service
 

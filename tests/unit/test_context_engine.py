@@ -7,11 +7,12 @@ import json
 import random
 
 import pytest
+from ctxgate.bootstrap import build_sessions
+from ctxgate.chat.models import ChatRequest
 from ctxgate.context.assemble import ContextBudgetExceeded, ContextState, assemble_context, plan_eviction
 from ctxgate.context.models import ContextConfig
 from ctxgate.messages import FunctionCall, GenerationParams, Message, ToolCall
 from ctxgate.sessions.models import Turn
-from ctxgate.sessions.service import ChatRequest
 from ctxgate.tokens import count_message, count_messages
 
 from tests.fakes import ListQueue, MemoryStore, chat_service
@@ -27,6 +28,7 @@ class Harness:
         self.queue = ListQueue()
         self.service = chat_service(self.store, budget=budget, queue=self.queue)
         self.engine = self.service.engine
+        self.sessions = build_sessions(self.service)
         self.drain = drain
         self.plans = []
         self.compactions = 0
@@ -64,7 +66,7 @@ def test_pins_survive_500_turns_and_the_echo_counts_what_was_sent():
     rng = random.Random(1)
     harness = Harness(budget=1024)
     harness.send(Message(role="system", content="Be brief."), user("Remember: my daughter is allergic to peanuts."))
-    harness.service.add_pin("t", "s", "The user's daughter is allergic to peanuts.")
+    harness.sessions.add_pin("t", "s", "The user's daughter is allergic to peanuts.")
     harness.send(Message(role="user", name="pin", content="Always answer in metric units."))
     for i in range(248):
         outcome = harness.send(user(chatter(i, rng)))
@@ -92,7 +94,7 @@ def test_prefix_is_byte_identical_between_compactions():
     rng = random.Random(3)
     harness = Harness(budget=2048)
     harness.send(Message(role="system", content=SYSTEM), user("hello"))
-    harness.service.add_pin("t", "s", "Never book flights before 9am.")
+    harness.sessions.add_pin("t", "s", "Never book flights before 9am.")
     for i in range(80):
         harness.send(user(chatter(i, rng)))
     stable = ("system", "pins", "summaries", "recent")
@@ -171,7 +173,7 @@ def test_a_pin_that_would_not_leave_room_is_refused():
     harness = Harness(budget=300)
     harness.send(user("hi"))
     with pytest.raises(ContextBudgetExceeded):
-        harness.service.add_pin("t", "s", "constraint " * 400)
+        harness.sessions.add_pin("t", "s", "constraint " * 400)
 
 
 def test_an_evicted_fact_is_recalled_for_a_related_question_but_not_for_small_talk():
@@ -180,11 +182,11 @@ def test_an_evicted_fact_is_recalled_for_a_related_question_but_not_for_small_ta
     harness.send(user("By the way, my passport number is stored with the embassy in Lisbon, renewal due March 2031."))
     for i in range(60):
         harness.send(user(chatter(i, rng)))
-    question = harness.service.inspect("t", "s", "When is my passport renewal due at the Lisbon embassy?")
+    question = harness.sessions.inspect("t", "s", "When is my passport renewal due at the Lisbon embassy?")
     assert 1 in question.recalled
     recalled = next(s for s in question.sections if s.name == "recalled").messages[0].text()
     assert "renewal due March 2031" in recalled
-    small_talk = harness.service.inspect("t", "s", "ok thanks")
+    small_talk = harness.sessions.inspect("t", "s", "ok thanks")
     assert small_talk.recalled == []
 
 
@@ -194,7 +196,7 @@ def test_recalled_turns_come_after_the_stable_prefix():
     harness.send(user("My sister Ingrid lives in Trondheim and keeps bees."))
     for i in range(60):
         harness.send(user(chatter(i, rng)))
-    plan = harness.service.inspect("t", "s", "Where does Ingrid keep her bees?")
+    plan = harness.sessions.inspect("t", "s", "Where does Ingrid keep her bees?")
     names = [s.name for s in plan.sections]
     assert names == ["system", "pins", "summaries", "recent", "recalled", "new"]
     assert plan.recalled and all(b.section in ("system", "pins", "summaries", "recent") for b in plan.breakpoints)

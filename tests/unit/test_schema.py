@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from ctxgate.api.schema import completion_stream, parse_chat_request
+from ctxgate.api.wire.chat_completions import completion_stream, parse_chat_request
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Completion, Message, Usage
 

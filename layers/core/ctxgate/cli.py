@@ -24,10 +24,10 @@ def _local(args: argparse.Namespace) -> int:
             return 2
         overrides[key] = value
     runtime = start(port=args.port, host=args.host, config=args.config, parameters=overrides)
-    from ctxgate.api.gateway import get_gateway
+    from ctxgate.bootstrap import model_router
 
     try:
-        models = get_gateway().router.names()
+        models = model_router().names()
     except ValueError as error:
         runtime.stop()
         print(f"ctxgate local: {error}", file=sys.stderr)

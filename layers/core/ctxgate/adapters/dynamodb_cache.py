@@ -20,7 +20,9 @@ import time
 from typing import Any
 
 from ctxgate.adapters.aws import client
-from ctxgate.cache.models import CachedResponse, SemanticEntry
+from ctxgate.adapters.dynamodb_common import query_pages
+from ctxgate.adapters.s3_layout import cache_body_key
+from ctxgate.cache.models import CachedResponse, SemanticEntry, SemanticIndex
 from ctxgate.sessions.ports import BlobStore
 
 CACHE_TAG = "ctxgate-kind=cache"  # S3 lifecycle expires tagged objects (see template.yaml)
@@ -61,7 +63,7 @@ class DynamoCacheStore:
         body = response.model_dump_json()
         if len(body.encode()) <= self.offload_threshold:
             return {"response": {"S": body}}
-        key = f"tenants/{tenant}/cache/{name}.json"
+        key = cache_body_key(tenant, name)
         self.blobs.put(key, body.encode(), tagging=CACHE_TAG)
         return {"body_key": {"S": key}}
 
@@ -102,7 +104,7 @@ class DynamoCacheStore:
         # Visible to this process at once; the sort key is not recorded, so the next read still fetches it once.
         self._add(f"S#{tenant}#{scope}", [(entry, [float(x) for x in vector])], "")
 
-    def semantic_index(self, tenant: str, scope: str) -> tuple[list[SemanticEntry], Any]:
+    def semantic_index(self, tenant: str, scope: str) -> SemanticIndex:
         import numpy as np
 
         pk = f"S#{tenant}#{scope}"
@@ -121,7 +123,7 @@ class DynamoCacheStore:
                 entries = [e for e, keep in zip(entries, live, strict=True) if keep]
                 matrix = matrix[np.asarray(live)]
                 self._scopes[pk] = (self._scopes[pk][0], entries, matrix)
-        return entries, matrix if matrix is not None else np.zeros((0, 0), dtype=np.float32)
+        return SemanticIndex(entries, matrix if matrix is not None else np.zeros((0, 0), dtype=np.float32))
 
     def _read_since(self, pk: str, last: str) -> list[tuple[SemanticEntry, list[float], str]]:
         kwargs: dict[str, Any] = {
@@ -134,14 +136,10 @@ class DynamoCacheStore:
             kwargs["KeyConditionExpression"] += " AND sk > :last"
             kwargs["ExpressionAttributeValues"][":last"] = {"S": last}
         fresh = []
-        while True:
-            page = self.ddb.query(**kwargs)
-            for item in page.get("Items", []):
-                entry, vector = self._entry(item)
-                fresh.append((entry, vector, item["sk"]["S"]))
-            if "LastEvaluatedKey" not in page:
-                return fresh
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        for item in query_pages(self.ddb, **kwargs):
+            entry, vector = self._entry(item)
+            fresh.append((entry, vector, item["sk"]["S"]))
+        return fresh
 
     def _add(self, pk: str, fresh: list[Any], last: str) -> None:
         """Merge entries into a scope's in-memory index (idempotent by entry id)."""

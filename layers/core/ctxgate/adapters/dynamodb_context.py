@@ -16,18 +16,19 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from ctxgate.adapters.dynamodb_common import is_condition_failure, query_all
 from ctxgate.adapters.dynamodb_sessions import (
     EPOCH_PREFIX,
     META,
     PIN_PREFIX,
     TURN_PREFIX,
     DynamoSessionStore,
-    _is_conflict,
     pin_item,
     session_pk,
 )
-from ctxgate.context.models import Epoch, Pin, RecallShard
-from ctxgate.sessions.models import SessionMeta
+from ctxgate.adapters.s3_layout import shard_key
+from ctxgate.context.models import Epoch, RecallShard, StoredContext
+from ctxgate.sessions.models import Pin
 from ctxgate.sessions.ports import AppendConflict
 
 SHARD_CACHE_SIZE = 512
@@ -40,21 +41,15 @@ def epoch_sk(first_seq: int) -> str:
 
 
 class DynamoContextStore(DynamoSessionStore):
-    def context(self, tenant: str, session_id: str) -> tuple[SessionMeta, list[Pin], list[Epoch]] | None:
+    def context(self, tenant: str, session_id: str) -> StoredContext | None:
         # EPOCH# < META < PIN# < TURN#: one query below "TURN#" reads everything but the turns.
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND sk < :turns",
-            "ExpressionAttributeValues": {":pk": {"S": session_pk(tenant, session_id)}, ":turns": {"S": TURN_PREFIX}},
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.ddb.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_all(
+            self.ddb,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND sk < :turns",
+            ExpressionAttributeValues={":pk": {"S": session_pk(tenant, session_id)}, ":turns": {"S": TURN_PREFIX}},
+            ConsistentRead=True,
+        )
         meta = self._live_meta(tenant, session_id, next((i for i in items if i["sk"]["S"] == META), None))
         if meta is None:
             return None
@@ -69,7 +64,7 @@ class DynamoContextStore(DynamoSessionStore):
             if i["sk"]["S"].startswith(PIN_PREFIX)
         ]
         epochs = [Epoch.model_validate_json(i["epoch"]["S"]) for i in items if i["sk"]["S"].startswith(EPOCH_PREFIX)]
-        return meta, pins, epochs
+        return StoredContext(meta=meta, pins=pins, epochs=epochs)
 
     def add_pin(self, tenant: str, session_id: str, pin: Pin, *, now: float) -> None:
         pk = session_pk(tenant, session_id)
@@ -98,7 +93,7 @@ class DynamoContextStore(DynamoSessionStore):
                 ConditionExpression="attribute_exists(pk)",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -150,13 +145,15 @@ class DynamoContextStore(DynamoSessionStore):
         try:
             self.ddb.transact_write_items(TransactItems=actions)
         except Exception as error:
-            if _is_conflict(error):
+            if is_condition_failure(error):
                 raise AppendConflict(f"session {session_id} was compacted past {expected_evicted_through}") from error
             raise
 
-    def put_shard(self, key: str, shard: RecallShard) -> None:
+    def put_shard(self, tenant: str, session_id: str, shard: RecallShard) -> str:
+        key = shard_key(tenant, session_id, shard.first_seq, shard.last_seq)
         self.blobs.put(key, shard.model_dump_json().encode())
         _remember(key, shard)
+        return key
 
     def get_shard(self, key: str) -> RecallShard:
         with _shard_lock:

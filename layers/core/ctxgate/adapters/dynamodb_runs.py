@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from ctxgate.adapters.aws import client
+from ctxgate.adapters.dynamodb_common import is_condition_failure, query_all
 from ctxgate.agent.models import Run, Step
-from ctxgate.sessions.ports import AppendConflict
+from ctxgate.agent.ports import RunStatusConflict
 
 
 def run_pk(tenant: str, run_id: str) -> str:
@@ -56,7 +57,7 @@ class DynamoRunStore:
         return Run.model_validate_json(item["run"]["S"]) if item else None
 
     def save(self, run: Run, *, expected_status: set[str]) -> None:
-        """Write ``run`` if its stored status is still one of ``expected_status``, else raise AppendConflict."""
+        """Write ``run`` if its stored status is still one of ``expected_status``, else raise RunStatusConflict."""
         from botocore.exceptions import ClientError
 
         names = {"#s": "status"}
@@ -70,8 +71,8 @@ class DynamoRunStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise AppendConflict(f"run {run.id} is no longer {sorted(expected_status)}") from error
+            if is_condition_failure(error):
+                raise RunStatusConflict(f"run {run.id} is no longer {sorted(expected_status)}") from error
             raise
 
     def put_step(self, tenant: str, run_id: str, step: Step, *, requested_by: int = 0) -> bool:
@@ -86,7 +87,7 @@ class DynamoRunStore:
         try:
             self.ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(sk)")
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if is_condition_failure(error):
                 return False
             raise
         return True
@@ -97,16 +98,11 @@ class DynamoRunStore:
         return Step.model_validate_json(item["step"]["S"]) if item else None
 
     def steps(self, tenant: str, run_id: str) -> list[Step]:
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :steps)",
-            "ExpressionAttributeValues": {":pk": {"S": run_pk(tenant, run_id)}, ":steps": {"S": "STEP#"}},
-            "ConsistentRead": True,
-        }
-        steps: list[Step] = []
-        while True:
-            page = self.ddb.query(**kwargs)
-            steps.extend(Step.model_validate_json(i["step"]["S"]) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return steps
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = query_all(
+            self.ddb,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :steps)",
+            ExpressionAttributeValues={":pk": {"S": run_pk(tenant, run_id)}, ":steps": {"S": "STEP#"}},
+            ConsistentRead=True,
+        )
+        return [Step.model_validate_json(i["step"]["S"]) for i in items]

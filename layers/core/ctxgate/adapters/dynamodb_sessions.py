@@ -13,21 +13,20 @@ failed model call (which happens before the append) leaves nothing behind.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from ctxgate.adapters.aws import client
-from ctxgate.context.models import Pin
+from ctxgate.adapters.dynamodb_common import MAX_TRANSACTION_ITEMS, is_condition_failure, query_all, query_pages
+from ctxgate.adapters.s3_layout import session_prefix, turn_body_key
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
-from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
+from ctxgate.sessions.models import Pin, SessionMeta, Turn, TurnPage
 from ctxgate.sessions.ports import AppendConflict, BlobStore
 
 META = "META"
 TURN_PREFIX = "TURN#"
 PIN_PREFIX = "PIN#"
 EPOCH_PREFIX = "EPOCH#"
-MAX_TRANSACTION_ITEMS = 100
 
 
 def session_pk(tenant: str, session_id: str) -> str:
@@ -38,12 +37,9 @@ def turn_sk(seq: int) -> str:
     return f"{TURN_PREFIX}{seq:010d}"
 
 
-def session_prefix(tenant: str, session_id: str) -> str:
-    """The S3 prefix holding every object of one session."""
-    return f"tenants/{tenant}/sessions/{session_id}/"
-
-
 class DynamoSessionStore:
+    max_append_items = MAX_TRANSACTION_ITEMS
+
     def __init__(
         self,
         table: str,
@@ -94,15 +90,10 @@ class DynamoSessionStore:
             },
             "ConsistentRead": True,
         }
-        turns: list[Turn] = []
-        while True:
-            if limit is not None:
-                kwargs["Limit"] = limit + 1 - len(turns)
-            page = self.ddb.query(**kwargs)
-            turns.extend(self._turn(item) for item in page.get("Items", []))
-            if (limit is not None and len(turns) > limit) or "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if limit is not None:
+            kwargs["Limit"] = limit + 1  # one more than asked tells whether there is a next page
+        items = query_pages(self.ddb, limit=None if limit is None else limit + 1, **kwargs)
+        turns = [self._turn(item) for item in items]
         if limit is not None and len(turns) > limit:
             return TurnPage(turns=turns[:limit], next_after=turns[limit - 1].seq)
         return TurnPage(turns=turns, next_after=None)
@@ -158,7 +149,7 @@ class DynamoSessionStore:
                 }
                 if len(body.encode()) > self.offload_threshold:
                     # The key is unique per attempt, so a losing writer can never overwrite a winner's body.
-                    key = f"{session_prefix(tenant, session_id)}turns/{seq:010d}-{uuid.uuid4().hex}.json"
+                    key = turn_body_key(tenant, session_id, seq)
                     self.blobs.put(key, body.encode())
                     offloaded.append(key)
                     item["body_key"] = {"S": key}
@@ -189,7 +180,7 @@ class DynamoSessionStore:
         except Exception as error:
             for key in offloaded:
                 self.blobs.delete(key)
-            if _is_conflict(error):
+            if is_condition_failure(error):
                 raise AppendConflict(f"session {session_id} moved past seq {expected_last_seq}") from error
             raise
         return turns
@@ -262,20 +253,14 @@ class DynamoSessionStore:
         return True
 
     def _keys(self, pk: str) -> list[dict[str, Any]]:
-        keys: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
-            "ProjectionExpression": "pk, sk",
-            "ConsistentRead": True,
-        }
-        while True:
-            page = self.ddb.query(**kwargs)
-            keys.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return keys
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return query_all(
+            self.ddb,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+            ProjectionExpression="pk, sk",
+            ConsistentRead=True,
+        )
 
 
 def pin_item(pk: str, pin: Pin, expires_at: int) -> dict[str, Any]:
@@ -307,19 +292,3 @@ def parse_meta(tenant: str, session_id: str, item: dict[str, Any]) -> SessionMet
         budget_tokens=_optional_int(item, "budget_tokens"),
         output_reserve=_optional_int(item, "output_reserve"),
     )
-
-
-def _is_conflict(error: Exception) -> bool:
-    response = getattr(error, "response", None)
-    if not isinstance(response, dict):
-        return False
-    code = response.get("Error", {}).get("Code", "")
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = response.get("CancellationReasons") or []
-        if not reasons:  # moto and some SDKs omit the reasons; the message still names the failed condition
-            message = str(response.get("Error", {}).get("Message", ""))
-            return "ConditionalCheckFailed" in message or "TransactionConflict" in message
-        return any(r.get("Code") in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons)
-    return False

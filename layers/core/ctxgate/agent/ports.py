@@ -11,13 +11,18 @@ class ExecutionExists(Exception):
     """An execution with this name was already started (a duplicate start)."""
 
 
+class RunStatusConflict(Exception):
+    """The run's stored status was no longer the one expected (it was cancelled, or ended, meanwhile)."""
+
+
 class RunStore(Protocol):
     def create(self, run: Run) -> None: ...
 
     def get(self, tenant: str, run_id: str) -> Run | None: ...
 
     def save(self, run: Run, *, expected_status: set[str]) -> None:
-        """Write ``run`` if its stored status is still one of ``expected_status``, else raise ``AppendConflict``."""
+        """Write ``run`` if its stored status is still one of ``expected_status``; else raise
+        :class:`RunStatusConflict`."""
         ...
 
     def put_step(self, tenant: str, run_id: str, step: Step, *, requested_by: int = 0) -> bool:
@@ -36,4 +41,10 @@ class Executions(Protocol):
 
     def stop(self, execution_arn: str, *, cause: str) -> None:
         """Stop an execution; one that no longer exists is already stopped."""
+        ...
+
+
+class RunQueue(Protocol):
+    def enqueue(self, tenant: str, run_id: str) -> None:
+        """Queue the run for the starter, which starts its execution."""
         ...

@@ -7,32 +7,37 @@ runs table and the session the run extends.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ctxgate.agent.models import TERMINAL, PendingCall, Run, RunRequest, Step
-from ctxgate.agent.ports import ExecutionExists, Executions, RunStore
+from ctxgate.agent.ports import ExecutionExists, Executions, RunQueue, RunStatusConflict, RunStore
 from ctxgate.agent.tools import ToolError, run_tool
+from ctxgate.chat.models import ChatRequest
+from ctxgate.chat.service import ChatService
+from ctxgate.context.models import CompactionRequest
 from ctxgate.errors import InvalidRequest, NotFound
 from ctxgate.messages import GenerationParams, Message
 from ctxgate.sessions.models import validate_session_id
-from ctxgate.sessions.service import ChatRequest, ChatService
 
 
-class RunQueue:
-    """The queue runs wait in until the starter starts their execution."""
+@dataclass(frozen=True)
+class RunReport:
+    """A run and the steps it has taken so far."""
 
-    def __init__(self, queue_url: str, send: Callable[[str, str], None]) -> None:
-        self.queue_url = queue_url
-        self._send = send
+    run: Run
+    steps: list[Step]
 
-    def enqueue(self, tenant: str, run_id: str) -> None:
-        import json
 
-        self._send(self.queue_url, json.dumps({"tenant": tenant, "run_id": run_id}))
+@dataclass(frozen=True)
+class BudgetCheck:
+    """Whether a run must stop (steps, tokens or deadline used up), and the compaction its session needs first."""
+
+    over_budget: bool
+    compaction: CompactionRequest | None
 
 
 class AgentService:
@@ -80,20 +85,22 @@ class AgentService:
         self.queue.enqueue(tenant, run_id)
         return run
 
-    def get(self, tenant: str, run_id: str) -> tuple[Run, list[Step]]:
+    def get(self, tenant: str, run_id: str) -> Run:
         run = self.runs.get(tenant, run_id)
         if run is None:
             raise NotFound(f"No run {run_id!r}.", code="run_not_found")
-        return run, self.runs.steps(tenant, run_id)
+        return run
 
-    def cancel(self, tenant: str, run_id: str) -> Run:
-        run, _ = self.get(tenant, run_id)
-        if run.status in TERMINAL:
-            return run
-        self._finish(run, "cancelled", expected={"queued", "running"})
-        if run.execution_arn:
-            self.executions.stop(run.execution_arn, cause="cancelled by API")
-        return self.runs.get(tenant, run_id) or run
+    def report(self, tenant: str, run_id: str) -> RunReport:
+        return RunReport(self.get(tenant, run_id), self.runs.steps(tenant, run_id))
+
+    def cancel(self, tenant: str, run_id: str) -> RunReport:
+        run = self.get(tenant, run_id)
+        if run.status not in TERMINAL:
+            self._finish(run, "cancelled", expected={"queued", "running"})
+            if run.execution_arn:
+                self.executions.stop(run.execution_arn, cause="cancelled by API")
+        return self.report(tenant, run_id)
 
     # -- starter ---------------------------------------------------------------------------------------------
 
@@ -116,7 +123,7 @@ class AgentService:
     # -- state machine tasks -----------------------------------------------------------------------------------
 
     def model_step(self, tenant: str, run_id: str) -> dict[str, Any]:
-        run, _ = self.get(tenant, run_id)
+        run = self.get(tenant, run_id)
         if run.status in TERMINAL:
             raise RunNotActive(f"run {run_id} is {run.status}")
         new = list(run.input) if run.steps_used == 0 else self._tool_results(run)
@@ -164,7 +171,7 @@ class AgentService:
     def tool_step(self, tenant: str, run_id: str, tool_call_id: str, failure: dict[str, Any] | None = None) -> None:
         """Run one requested tool and record its result; a transient failure raises for the state machine to
         retry, and ``failure`` (after the retries) records it as an error result the model will see."""
-        run, _ = self.get(tenant, run_id)
+        run = self.get(tenant, run_id)
         call = next((c for c in run.pending if c.id == tool_call_id), None)
         if call is None:
             raise InvalidRequest(f"run {run_id} has no pending tool call {tool_call_id}")
@@ -199,40 +206,22 @@ class AgentService:
             requested_by=run.steps_used,
         )
 
-    def check(self, tenant: str, run_id: str) -> dict[str, Any]:
-        """Steps, tokens and deadline; and, when the run's session needs it, a compaction job shaped as the one-record
-        SQS batch ``functions/compact_context`` consumes."""
-        run, _ = self.get(tenant, run_id)
+    def check_budget(self, tenant: str, run_id: str) -> BudgetCheck:
+        """Steps, tokens and deadline; and, when the run goes on, the compaction its session needs now (if any)."""
+        run = self.get(tenant, run_id)
         over = (
             run.steps_used >= run.max_steps
             or (run.max_tokens is not None and run.tokens_used >= run.max_tokens)
             or (run.deadline_at is not None and self.clock() >= run.deadline_at)
         )
-        job = None if over else self.chat.engine.compaction_due(tenant, run.session_id)
-        records = []
-        if job is not None:
-            body = job.model_dump_json()
-            records.append(
-                {
-                    "messageId": f"{run_id}-{run.steps_used}",
-                    "receiptHandle": f"states:{run_id}:{run.steps_used}",
-                    "body": body,
-                    "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(self.clock() * 1000))},
-                    "messageAttributes": {},
-                    "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": "arn:aws:states:agent-loop",
-                    "awsRegion": "local",
-                }
-            )
-        return {"over_budget": over, "needs_compaction": bool(records), "records": records}
+        return BudgetCheck(over, None if over else self.chat.engine.compaction_due(tenant, run.session_id))
 
     def stopped_for_budget(self, tenant: str, run_id: str) -> None:
-        run, _ = self.get(tenant, run_id)
+        run = self.get(tenant, run_id)
         self._finish(run, "stopped_for_budget", expected={"queued", "running"})
 
     def failed(self, tenant: str, run_id: str, error: dict[str, Any]) -> None:
-        run, _ = self.get(tenant, run_id)
+        run = self.get(tenant, run_id)
         if run.status in TERMINAL:
             return
         run = run.model_copy(
@@ -241,10 +230,8 @@ class AgentService:
         self._finish(run, "failed", expected={"queued", "running"})
 
     def _finish(self, run: Run, status: str, *, expected: set[str]) -> None:
-        from ctxgate.sessions.ports import AppendConflict
-
         # If it ended another way first (cancelled, or finished), the first ending stands.
-        with contextlib.suppress(AppendConflict):
+        with contextlib.suppress(RunStatusConflict):
             self.runs.save(
                 run.model_copy(update={"status": status, "updated_at": self.clock()}), expected_status=expected
             )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -26,3 +27,12 @@ class SemanticEntry(BaseModel):
     answer_id: str
     response: CachedResponse
     expires_at: int
+
+
+@dataclass(frozen=True)
+class SemanticIndex:
+    """The live entries of one semantic scope and their vectors: ``vectors[i]`` (a float32 matrix row) is the
+    embedding of ``entries[i].prompt``."""
+
+    entries: list[SemanticEntry]
+    vectors: Any

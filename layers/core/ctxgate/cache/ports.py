@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from ctxgate.cache.models import CachedResponse, SemanticEntry
+from ctxgate.cache.models import CachedResponse, SemanticEntry, SemanticIndex
 
 if TYPE_CHECKING:
     import numpy as np
@@ -17,7 +17,7 @@ class CacheStore(Protocol):
 
     def put_exact(self, tenant: str, key: str, response: CachedResponse, *, expires_at: int) -> None: ...
 
-    def semantic_index(self, tenant: str, scope: str) -> tuple[list[SemanticEntry], np.ndarray]:
+    def semantic_index(self, tenant: str, scope: str) -> SemanticIndex:
         """Every live entry of a scope and a matrix of their vectors, row for row (implementations may keep an
         incrementally refreshed copy in memory)."""
         ...

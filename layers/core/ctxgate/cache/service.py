@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from ctxgate.embeddings import Embedder
 
 TOP_CANDIDATES = 8
-FEATURE_CACHE_SIZE = 20_000
 MAX_TTL_SECONDS = 30 * 24 * 3600  # the S3 lifecycle rule for offloaded entries matches this
 
 
@@ -64,7 +63,6 @@ class ResponseCache:
         self.default_ttl = default_ttl
         self.metrics = metrics
         self.clock = clock
-        self._feature_cache: dict[str, Features] = {}
 
     def effective_threshold(self, requested: float | None) -> float:
         """A client may make the threshold stricter, never looser."""
@@ -103,7 +101,8 @@ class ResponseCache:
         if scope is None or prompt is None:
             return self._record(base)
         vector = self.embedder().embed([prompt])[0]  # type: ignore[misc]
-        entries, matrix = self.store.semantic_index(tenant, scope)
+        index = self.store.semantic_index(tenant, scope)
+        entries, matrix = index.entries, index.vectors
         base = _replace(base, vector=vector)
         if not entries:
             return self._record(_replace(base, reason="no stored prompts in this context"))
@@ -150,15 +149,6 @@ class ResponseCache:
             id=uuid.uuid4().hex, prompt=lookup.prompt, answer_id=answer, response=response, expires_at=expires_at
         )
         self.store.put_semantic(tenant, lookup.scope, entry, vector)
-
-    def _features(self, prompt: str) -> Features:
-        """A stored prompt's features never change; compute them once per process."""
-        features = self._feature_cache.get(prompt)
-        if features is None:
-            if len(self._feature_cache) >= FEATURE_CACHE_SIZE:
-                self._feature_cache.pop(next(iter(self._feature_cache)))
-            features = self._feature_cache[prompt] = Features.of(prompt)
-        return features
 
     def _record(self, lookup: CacheLookup) -> CacheLookup:
         if self.metrics is not None:

@@ -10,32 +10,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
-
-from pydantic import BaseModel
+from typing import Literal
 
 from ctxgate.context.assemble import plan_eviction, watermarks
-from ctxgate.context.models import ContextConfig, Epoch
+from ctxgate.context.loading import load_context
+from ctxgate.context.models import CompactionRequest, ContextConfig, Epoch
+from ctxgate.context.ports import ContextStore
 from ctxgate.context.recall import build_shard
 from ctxgate.context.summarize import Summarizer, make_epoch, summary_units, turn_units
 from ctxgate.retry import RetryPolicy, call_with_retry
 
-if TYPE_CHECKING:
-    from ctxgate.context.engine import ContextEngine
-
 logger = logging.getLogger(__name__)
-
-
-class CompactionRequest(BaseModel):
-    """The SQS message body: compact this session if its eviction mark is still ``evicted_through``."""
-
-    tenant: str
-    session_id: str
-    evicted_through: int
-
-
-class CompactionQueue(Protocol):
-    def request(self, job: CompactionRequest) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -45,15 +30,14 @@ class CompactionResult:
     epoch: Epoch | None = None
 
 
-def shard_key(tenant: str, session_id: str, first_seq: int, last_seq: int) -> str:
-    return f"tenants/{tenant}/sessions/{session_id}/recall/{first_seq:010d}-{last_seq:010d}.json"
-
-
 class CompactionJob:
-    def __init__(self, engine: ContextEngine, summarizer: Summarizer, config: ContextConfig) -> None:
-        self.engine = engine
+    def __init__(
+        self, store: ContextStore, summarizer: Summarizer, config: ContextConfig, default_budget_tokens: int
+    ) -> None:
+        self.store = store
         self.summarizer = summarizer
         self.config = config
+        self.default_budget_tokens = default_budget_tokens
 
     def run(
         self,
@@ -71,10 +55,10 @@ class CompactionJob:
         return call_with_retry(lambda: self._once(request, force, keep_tokens), policy or RetryPolicy(max_attempts=5))
 
     def _once(self, request: CompactionRequest, force: bool, keep_tokens: int | None) -> CompactionResult:
-        loaded = self.engine.load(request.tenant, request.session_id)
+        loaded = load_context(self.store, request.tenant, request.session_id, self.default_budget_tokens)
         if loaded is None:
             return CompactionResult("gone", 0)
-        meta, state = loaded
+        meta, state = loaded.meta, loaded.state
         if state.evicted_through != request.evicted_through:
             return CompactionResult("noop", state.evicted_through)  # a duplicate, or someone compacted first
         input_budget = state.budget_tokens - state.output_reserve
@@ -93,11 +77,12 @@ class CompactionJob:
         units = turn_units([t.message for t in chunk])
         summary = self.summarizer.summarise(units, target_summary, session_model=meta.model)
         epoch = make_epoch(chunk[0].seq, cut, summary)
-        key = shard_key(request.tenant, request.session_id, chunk[0].seq, cut)
-        self.engine.store.put_shard(key, build_shard((t.seq, t.message, t.tokens) for t in chunk))
+        key = self.store.put_shard(
+            request.tenant, request.session_id, build_shard((t.seq, t.message, t.tokens) for t in chunk)
+        )
         epoch = epoch.model_copy(update={"shards": [key]})
         put, delete = self._consolidate(state.epochs, epoch, summary_cap, meta.model)
-        self.engine.store.commit_compaction(
+        self.store.commit_compaction(
             request.tenant,
             request.session_id,
             expected_evicted_through=state.evicted_through,

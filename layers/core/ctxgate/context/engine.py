@@ -17,14 +17,14 @@ from ctxgate.context.assemble import (
     fixed_tokens,
     watermarks,
 )
-from ctxgate.context.compaction import CompactionJob, CompactionQueue, CompactionRequest
-from ctxgate.context.models import ContextConfig, ContextPlan, Pin
-from ctxgate.context.ports import ContextStore
+from ctxgate.context.compaction import CompactionJob
+from ctxgate.context.loading import LoadedContext, load_context
+from ctxgate.context.models import CompactionRequest, ContextConfig, ContextPlan, Pin
+from ctxgate.context.ports import CompactionQueue, ContextStore
 from ctxgate.context.summarize import Summarizer
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
 from ctxgate.sessions.models import SessionMeta
-from ctxgate.sessions.ports import AppendConflict
 from ctxgate.tokens import count_message, count_text
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,9 @@ MAX_BUDGET_TOKENS = 2_000_000
 
 
 @dataclass(frozen=True)
-class Prepared:
+class PlannedContext:
+    """The plan of one request, and what it was planned from (the commit needs the version it read)."""
+
     meta: SessionMeta | None
     state: ContextState
     plan: ContextPlan
@@ -68,44 +70,13 @@ class ContextEngine:
         self.config = config
         self.default_budget_tokens = default_budget_tokens
         self.queue = queue
-        self.compactor = CompactionJob(self, summarizer, config)
+        self.compactor = CompactionJob(store, summarizer, config, default_budget_tokens)
 
-    def load(self, tenant: str, session_id: str) -> tuple[SessionMeta, ContextState] | None:
-        """The session's stored context, consistent with one version of its META, or None if it does not exist.
+    def load(self, tenant: str, session_id: str) -> LoadedContext | None:
+        """The session's stored context (see :func:`load_context`), or None if it does not exist."""
+        return load_context(self.store, tenant, session_id, self.default_budget_tokens)
 
-        Reads are not atomic with each other, so a version whose epochs or turns are not all visible yet raises
-        :class:`AppendConflict` (the caller retries).
-        """
-        loaded = self.store.context(tenant, session_id)
-        if loaded is None:
-            return None
-        meta, pins, epochs = loaded
-        covered = 0
-        for epoch in epochs:
-            if epoch.first_seq != covered + 1:
-                raise AppendConflict(f"session {session_id}: summaries not yet consistent")
-            covered = epoch.last_seq
-        if covered != meta.evicted_through:
-            raise AppendConflict(f"session {session_id}: summaries not yet consistent with the eviction mark")
-        page = self.store.turns(tenant, session_id, after=meta.evicted_through)
-        recent = [t for t in page.turns if t.seq <= meta.last_seq]
-        if len(recent) != meta.last_seq - meta.evicted_through:
-            raise AppendConflict(f"session {session_id}: history not yet consistent with seq {meta.last_seq}")
-        budget = meta.budget_tokens or self.default_budget_tokens
-        store = self.store
-        state = ContextState(
-            system_prompt=meta.system_prompt,
-            pins=pins,
-            epochs=epochs,
-            recent=recent,
-            evicted_through=meta.evicted_through,
-            budget_tokens=budget,
-            output_reserve=meta.output_reserve or default_output_reserve(budget),
-            load_shards=lambda: [store.get_shard(key) for epoch in epochs for key in epoch.shards],
-        )
-        return meta, state
-
-    def prepare(
+    def plan(
         self,
         tenant: str,
         session_id: str,
@@ -116,17 +87,17 @@ class ContextEngine:
         budget_tokens: int | None = None,
         max_output_tokens: int | None = None,
         min_cacheable_tokens: int = 1024,
-    ) -> Prepared:
+    ) -> PlannedContext:
         """Load the session and plan the request, compacting synchronously if the history cannot fit."""
         for _ in range(3):
             loaded = self.load(tenant, session_id)
-            meta = loaded[0] if loaded else None
+            meta = loaded.meta if loaded else None
             system_prompt = _system_prompt(meta, system)
             if loaded is None:
                 budget = budget_tokens or self.default_budget_tokens
                 state = ContextState(system_prompt, [], [], [], 0, budget, default_output_reserve(budget))
             else:
-                state = loaded[1]
+                state = loaded.state
                 if budget_tokens is not None and budget_tokens != state.budget_tokens:
                     state = replace(
                         state, budget_tokens=budget_tokens, output_reserve=default_output_reserve(budget_tokens)
@@ -140,7 +111,7 @@ class ContextEngine:
                     max_output_tokens=max_output_tokens,
                     min_cacheable_tokens=min_cacheable_tokens,
                 )
-                return Prepared(meta, state, plan, system_prompt)
+                return PlannedContext(meta, state, plan, system_prompt)
             except NeedsCompaction:
                 # The queued compaction has not landed (or the budget shrank): compact now rather than overflow.
                 new_tokens = sum(count_message(m) for m in new) + 3
@@ -158,21 +129,23 @@ class ContextEngine:
         loaded = self.load(tenant, session_id)
         if loaded is None:
             return None
-        _, state = loaded
+        state = loaded.state
         _, high, _ = watermarks(state, self.config, state.budget_tokens - state.output_reserve)
         if sum(t.tokens for t in state.recent) <= high:
             return None
         return CompactionRequest(tenant=tenant, session_id=session_id, evicted_through=state.evicted_through)
 
-    def after_append(self, tenant: str, session_id: str, prepared: Prepared, appended_tokens: int) -> bool:
+    def request_compaction_if_due(
+        self, tenant: str, session_id: str, planned: PlannedContext, appended_tokens: int
+    ) -> bool:
         """Queue a compaction when the verbatim history is now over its high-water mark. Returns whether it did.
 
         Every turn over the mark queues one until a compaction lands; the consumer ignores the duplicates."""
-        recent = sum(t.tokens for t in prepared.state.recent) + appended_tokens
-        if self.queue is None or recent <= prepared.plan.budget.high_water:
+        recent = sum(t.tokens for t in planned.state.recent) + appended_tokens
+        if self.queue is None or recent <= planned.plan.budget.high_water:
             return False
         self.queue.request(
-            CompactionRequest(tenant=tenant, session_id=session_id, evicted_through=prepared.state.evicted_through)
+            CompactionRequest(tenant=tenant, session_id=session_id, evicted_through=planned.state.evicted_through)
         )
         return True
 

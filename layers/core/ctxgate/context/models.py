@@ -7,15 +7,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ctxgate.messages import Message
+from ctxgate.sessions.models import Pin, SessionMeta
 
 DEFAULT_BUDGET_TOKENS = 8192
-
-
-class Pin(BaseModel):
-    id: str
-    content: str
-    tokens: int
-    created_at: float
 
 
 class Epoch(BaseModel):
@@ -126,3 +120,21 @@ class ContextPlan(BaseModel):
             },
             "breakpoints": [b.model_dump() for b in self.breakpoints],
         }
+
+
+class StoredContext(BaseModel):
+    """What a session stores beside its turns, read together: metadata, pins (oldest first) and summary epochs
+    (in turn order)."""
+
+    meta: SessionMeta
+    pins: list[Pin]
+    epochs: list[Epoch]
+
+
+class CompactionRequest(BaseModel):
+    """A compaction job (the compaction queue's message body): compact this session if its eviction mark is
+    still ``evicted_through``."""
+
+    tenant: str
+    session_id: str
+    evicted_through: int

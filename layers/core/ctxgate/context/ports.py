@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ctxgate.context.models import Epoch, Pin, RecallShard
-from ctxgate.sessions.models import SessionMeta
+from ctxgate.context.models import CompactionRequest, Epoch, RecallShard, StoredContext
+from ctxgate.sessions.models import Pin
 from ctxgate.sessions.ports import SessionStore
 
 
 class ContextStore(SessionStore, Protocol):
-    def context(self, tenant: str, session_id: str) -> tuple[SessionMeta, list[Pin], list[Epoch]] | None:
-        """Metadata, pins (oldest first) and summary epochs (in turn order) of a live session, in one read."""
+    def context(self, tenant: str, session_id: str) -> StoredContext | None:
+        """Metadata, pins and summary epochs of a live session, in one read; None if it does not exist."""
         ...
 
     def add_pin(self, tenant: str, session_id: str, pin: Pin, *, now: float) -> None:
@@ -34,6 +34,14 @@ class ContextStore(SessionStore, Protocol):
         new eviction mark. Raises ``AppendConflict`` if another compaction moved the mark first."""
         ...
 
-    def put_shard(self, key: str, shard: RecallShard) -> None: ...
+    def put_shard(self, tenant: str, session_id: str, shard: RecallShard) -> str:
+        """Store the recall shard of an evicted chunk; returns the key that :meth:`get_shard` reads it by."""
+        ...
 
     def get_shard(self, key: str) -> RecallShard: ...
+
+
+class CompactionQueue(Protocol):
+    def request(self, job: CompactionRequest) -> None:
+        """Ask for the session to be compacted asynchronously."""
+        ...

@@ -37,6 +37,15 @@ class SessionMeta(BaseModel):
     output_reserve: int | None = None
 
 
+class Pin(BaseModel):
+    """A constraint the client pinned to the session: it is in every context and never evicted."""
+
+    id: str
+    content: str
+    tokens: int
+    created_at: float
+
+
 class Turn(BaseModel):
     seq: int
     message: Message
@@ -48,3 +57,10 @@ class TurnPage(BaseModel):
     turns: list[Turn]
     next_after: int | None
     """Pass as ``after`` to read the next page; None when this page is the last."""
+
+
+class SessionPage(BaseModel):
+    """A session's metadata and one page of its turns."""
+
+    meta: SessionMeta
+    turns: TurnPage

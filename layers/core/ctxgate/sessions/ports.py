@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ctxgate.context.models import Pin
 from ctxgate.messages import Message
 from ctxgate.retry import RetryableError
-from ctxgate.sessions.models import SessionMeta, Turn, TurnPage
+from ctxgate.sessions.models import Pin, SessionMeta, Turn, TurnPage
 
 
 class AppendConflict(RetryableError):
@@ -15,6 +14,9 @@ class AppendConflict(RetryableError):
 
 
 class SessionStore(Protocol):
+    max_append_items: int
+    """How many items (turns, pins and the session's metadata) one atomic :meth:`append` can write."""
+
     def get(self, tenant: str, session_id: str) -> SessionMeta | None:
         """The session's metadata, or None if it does not exist or has expired."""
         ...

@@ -1,4 +1,8 @@
-"""The cache lookup task behind ``functions/cache_lookup``: validated input in, a JSON-ready result out."""
+"""The agent loop's Lambda tasks over the chat domain: validated input in, a JSON-ready result out.
+
+``functions/assemble_context`` plans a session's next context; ``functions/cache_lookup`` consults the response
+cache. Errors raise, so Step Functions' Retry and Catch see them.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,30 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ctxgate.api.gateway import get_gateway
 from ctxgate.cache.keys import parse_cache_control
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import GenerationParams, Message
 from ctxgate.settings import get_settings
+
+
+class AssembleInput(BaseModel):
+    tenant: str | None = None
+    session_id: str = Field(min_length=1)
+    message: str = ""
+    model: str | None = None
+
+
+def assemble(event: dict[str, Any]) -> dict[str, Any]:
+    """The inspection view of the plan a session's next request (with ``message``) would use."""
+    from ctxgate.bootstrap import session_service
+
+    try:
+        task = AssembleInput.model_validate(event)
+    except ValidationError as error:
+        raise InvalidRequest(f"Invalid assemble input: {error.errors()[0]['msg']}") from error
+    tenant = task.tenant or get_settings().default_tenant
+    plan = session_service().inspect(tenant, task.session_id, task.message, task.model, must_exist=False)
+    return {"session_id": task.session_id, **plan.inspection()}
 
 
 class CacheLookupInput(BaseModel):
@@ -28,20 +51,22 @@ class CacheLookupInput(BaseModel):
 
 
 def lookup(event: dict[str, Any]) -> dict[str, Any]:
+    """A cache lookup for explicit ``messages``, or for a session's next request assembled as the chat path would."""
+    from ctxgate.bootstrap import chat_service, session_service
+
     try:
         task = CacheLookupInput.model_validate(event)
     except ValidationError as error:
         raise InvalidRequest(f"Invalid cache lookup input: {error.errors()[0]['msg']}") from error
-    gateway = get_gateway()
-    cache = gateway.service.cache
+    cache = chat_service().cache
     if cache is None:
         raise InvalidRequest("The response cache is not configured.")
-    gateway.router.resolve(task.model)
+    chat_service().router.resolve(task.model)
     tenant = task.tenant or get_settings().default_tenant
     if task.messages is not None:
         messages = task.messages
     elif task.session_id is not None:
-        plan = gateway.service.inspect(tenant, task.session_id, task.message, task.model, must_exist=False)
+        plan = session_service().inspect(tenant, task.session_id, task.message, task.model, must_exist=False)
         messages = plan.messages
     else:
         raise InvalidRequest("Give either messages or a session_id.")

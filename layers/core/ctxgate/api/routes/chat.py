@@ -1,0 +1,86 @@
+"""``POST /v1/chat/completions``: OpenAI Chat Completions, stateless or on a server-side session."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from ctxgate.api.identity import tenant_of
+from ctxgate.api.responses import json_response
+from ctxgate.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from ctxgate.chat.models import CacheOptions
+
+router = APIGatewayHttpRouter()
+
+SESSION_HEADER = "X-Session-Id"
+TURN_HEADER = "X-Ctxgate-Turn"
+BUDGET_HEADER = "X-Ctxgate-Budget"
+CONTEXT_TOKENS_HEADER = "X-Ctxgate-Context-Tokens"
+CACHE_HEADER = "X-Ctxgate-Cache"
+SIMILARITY_HEADER = "X-Ctxgate-Cache-Similarity"
+OPT_IN_HEADER = "X-Ctxgate-Cache-Opt-In"
+THRESHOLD_HEADER = "X-Ctxgate-Cache-Threshold"
+
+
+@router.post("/v1/chat/completions")
+def chat_completions() -> Response:
+    from ctxgate.api.wire.chat_completions import completion_body, completion_stream, parse_chat_request
+    from ctxgate.bootstrap import chat_service
+    from ctxgate.chat.models import ChatRequest
+
+    event = router.current_event
+    wire = parse_chat_request(event.decoded_body or "")
+    budget = event.headers.get(BUDGET_HEADER)
+    request = ChatRequest(
+        model=wire.model,
+        messages=wire.chat_messages(),
+        params=wire.params(),
+        pins=wire.pinned(),
+        budget_tokens=_int_header(budget, BUDGET_HEADER) if budget is not None else None,
+        cache=cache_options(),
+    )
+    session_id = event.headers.get(SESSION_HEADER)
+    headers: dict[str, str] = {}
+    if session_id is None:
+        outcome = chat_service().stateless(tenant_of(event.raw_event), request)
+    else:
+        outcome = chat_service().stateful(tenant_of(event.raw_event), session_id, request)
+        headers = {SESSION_HEADER: session_id, TURN_HEADER: str(outcome.turn)}
+        if outcome.plan is not None:
+            headers[CONTEXT_TOKENS_HEADER] = str(outcome.plan.input_tokens)
+    if outcome.cache is not None:
+        headers[CACHE_HEADER] = outcome.cache.status
+        if outcome.cache.similarity is not None:
+            headers[SIMILARITY_HEADER] = f"{outcome.cache.similarity:.4f}"
+    if wire.stream:
+        include_usage = bool((wire.stream_options or {}).get("include_usage"))
+        sse = completion_stream(outcome.completion, outcome.usage, wire.model, include_usage=include_usage)
+        return Response(200, "text/event-stream", sse, headers={**headers, "Cache-Control": "no-cache"})
+    return json_response(200, completion_body(outcome.completion, outcome.usage, wire.model), headers)
+
+
+def cache_options() -> CacheOptions:
+    """``Cache-Control`` (no-cache, no-store, max-age), the opt-in for non-deterministic requests, and a stricter
+    semantic threshold, from the current request's headers."""
+    from ctxgate.cache.keys import parse_cache_control
+    from ctxgate.chat.models import CacheOptions
+
+    event = router.current_event
+    threshold = event.headers.get(THRESHOLD_HEADER)
+    try:
+        value = float(threshold) if threshold is not None else None
+    except ValueError:
+        raise InvalidRequest("X-Ctxgate-Cache-Threshold must be a number.", param=THRESHOLD_HEADER) from None
+    opt_in = (event.headers.get(OPT_IN_HEADER) or "").strip().lower() in ("1", "true", "yes", "on")
+    return CacheOptions(control=parse_cache_control(event.headers.get("Cache-Control")), opt_in=opt_in, threshold=value)
+
+
+def _int_header(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer.", param=name) from None

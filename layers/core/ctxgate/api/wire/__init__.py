@@ -1,0 +1,1 @@
+"""Wire formats of the HTTP APIs ctxgate serves: request validation and response rendering."""

@@ -1,0 +1,170 @@
+"""The composition root: the only module that builds adapters and services from settings.
+
+Every Lambda handler, the CLI, the benchmarks and the tests get their services here. Builders import their
+adapters when called, so a handler's cold start pays only for what its first request uses. The process-wide
+services are built once (``functools.cache``); :func:`reset` forgets them (tests that change the environment).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING
+
+from ctxgate.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
+    from ctxgate.agent.service import AgentService
+    from ctxgate.cache.service import ResponseCache
+    from ctxgate.chat.service import ChatService
+    from ctxgate.chat.sessions import SessionService
+    from ctxgate.context.engine import ContextEngine
+    from ctxgate.providers.registry import ModelRouter
+
+
+def build_router(settings: Settings) -> ModelRouter:
+    """The model router over the configured models file."""
+    from ctxgate.providers.registry import ModelRouter, load_models
+    from ctxgate.retry import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=settings.retry_max_attempts, deadline=settings.retry_deadline_seconds)
+    return ModelRouter(load_models(settings.models_file), policy, timeout=settings.provider_timeout_seconds)
+
+
+def build_engine(settings: Settings, router: ModelRouter) -> ContextEngine:
+    """The context engine over the sessions table, the bucket and the compaction queue."""
+    from ctxgate.adapters.dynamodb_context import DynamoContextStore
+    from ctxgate.adapters.s3_blobs import S3BlobStore
+    from ctxgate.context.engine import ContextEngine
+    from ctxgate.context.models import ContextConfig
+    from ctxgate.context.summarize import Summarizer
+
+    store = DynamoContextStore(
+        settings.table_name,
+        S3BlobStore(settings.bucket_name),
+        ttl_seconds=settings.session_ttl_seconds,
+        offload_threshold_bytes=settings.offload_threshold_bytes,
+    )
+    return ContextEngine(
+        store,
+        ContextConfig(
+            recall_share=settings.recall_share,
+            recall_min_relevance=settings.recall_min_relevance,
+            recall_min_relevance_question=settings.recall_min_relevance_question,
+        ),
+        summarizer=Summarizer(router, settings.summarizer_model or None),
+        default_budget_tokens=settings.default_budget_tokens,
+        queue=build_compaction_queue(settings),
+    )
+
+
+def build_compaction_queue(settings: Settings) -> SqsCompactionQueue | None:
+    from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
+
+    return SqsCompactionQueue(settings.compaction_queue_url) if settings.compaction_queue_url else None
+
+
+def build_cache(settings: Settings) -> ResponseCache:
+    """The response cache over the cache table (and the bucket for large responses), with EMF metrics."""
+    from ctxgate.adapters.dynamodb_cache import DynamoCacheStore
+    from ctxgate.adapters.metrics import CACHE_METRICS
+    from ctxgate.adapters.s3_blobs import S3BlobStore
+    from ctxgate.cache.service import ResponseCache
+    from ctxgate.embeddings import get_embedder
+
+    store = DynamoCacheStore(
+        settings.cache_table_name,
+        S3BlobStore(settings.bucket_name),
+        offload_threshold_bytes=settings.offload_threshold_bytes,
+    )
+    kind = settings.embeddings
+    return ResponseCache(
+        store,
+        None if kind == "off" else (lambda: get_embedder(kind)),
+        threshold=settings.semantic_threshold,
+        default_ttl=settings.cache_ttl_seconds,
+        metrics=CACHE_METRICS,
+    )
+
+
+def build_chat(settings: Settings, router: ModelRouter | None = None) -> ChatService:
+    """The chat service over the configured AWS resources; ``router`` replaces the one built from the models
+    file (benchmarks and tests use scripted providers)."""
+    from ctxgate.chat.service import ChatService
+
+    router = router or build_router(settings)
+    engine = build_engine(settings, router)
+    return ChatService(
+        engine.store,
+        router,
+        engine,
+        cache=build_cache(settings),
+        ttl_seconds=settings.session_ttl_seconds,
+        conflict_retries=settings.session_conflict_retries,
+    )
+
+
+def build_sessions(chat: ChatService) -> SessionService:
+    """The session service beside ``chat``: the same store, engine, router and conflict policy."""
+    from ctxgate.chat.sessions import SessionService
+
+    return SessionService(
+        chat.store, chat.engine, chat.router, conflict_policy=chat.conflict_policy, clock=chat.clock, sleep=chat.sleep
+    )
+
+
+def build_agent(settings: Settings, chat: ChatService) -> AgentService:
+    """The agent-run service over the runs table, the runs queue and the state machine."""
+    from ctxgate.adapters.dynamodb_runs import DynamoRunStore
+    from ctxgate.adapters.sqs_runs import SqsRunQueue
+    from ctxgate.adapters.stepfunctions_runs import StepFunctionsExecutions
+    from ctxgate.agent.service import AgentService
+
+    return AgentService(
+        DynamoRunStore(settings.runs_table_name),
+        chat,
+        queue=SqsRunQueue(settings.runs_queue_url) if settings.runs_queue_url else None,
+        executions=StepFunctionsExecutions(settings.state_machine_arn),
+        tool_allowlist=settings.tool_allowed_hosts,
+    )
+
+
+# -- the process-wide services -----------------------------------------------------------------------------------
+
+
+@cache
+def chat_service() -> ChatService:
+    """The process-wide chat service (built on first use, so cold start pays only for imports)."""
+    return build_chat(get_settings())
+
+
+@cache
+def session_service() -> SessionService:
+    return build_sessions(chat_service())
+
+
+def model_router() -> ModelRouter:
+    return chat_service().router
+
+
+def context_engine() -> ContextEngine:
+    return chat_service().engine
+
+
+@cache
+def compaction_queue() -> SqsCompactionQueue | None:
+    return build_compaction_queue(get_settings())
+
+
+@cache
+def agent_service() -> AgentService:
+    return build_agent(get_settings(), chat_service())
+
+
+def reset() -> None:
+    """Forget the process-wide services and settings (after the environment changed)."""
+    from ctxgate.adapters.aws import reset_clients
+
+    for built in (chat_service, session_service, compaction_queue, agent_service, get_settings):
+        built.cache_clear()
+    reset_clients()

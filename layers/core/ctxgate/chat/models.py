@@ -1,0 +1,42 @@
+"""What a chat turn takes and what it gives back, independent of the HTTP surface that carried it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ctxgate.cache.keys import CacheControl
+from ctxgate.cache.service import CacheLookup
+from ctxgate.context.models import ContextPlan
+from ctxgate.messages import Completion, GenerationParams, Message, Usage
+
+
+@dataclass(frozen=True)
+class CacheOptions:
+    control: CacheControl = field(default_factory=CacheControl)
+    opt_in: bool = False
+    """Cache a non-deterministic request too."""
+    threshold: float | None = None
+    """A stricter semantic threshold for this request."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[Message]
+    params: GenerationParams
+    pins: list[str] = field(default_factory=list)
+    """Contents of the new messages the client marked ``"pin": true``."""
+    budget_tokens: int | None = None
+    cache: CacheOptions = field(default_factory=CacheOptions)
+
+
+@dataclass(frozen=True)
+class ChatOutcome:
+    completion: Completion
+    usage: Usage
+    served_by: str
+    session_id: str | None = None
+    turn: int | None = None
+    """Sequence number of the stored reply, for stateful requests."""
+    plan: ContextPlan | None = None
+    cache: CacheLookup | None = None
