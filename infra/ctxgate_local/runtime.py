@@ -102,7 +102,7 @@ def start(
         os.environ.update(function.environment)
     if config is not None:
         os.environ["CTXGATE_MODELS_FILE"] = str(config.resolve())
-    from ctxgate.adapters.aws import reset_clients
+    from ctxgate.aws import reset_clients
     from ctxgate.settings import get_settings
 
     get_settings.cache_clear()

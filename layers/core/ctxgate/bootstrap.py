@@ -163,7 +163,7 @@ def agent_service() -> AgentService:
 
 def reset() -> None:
     """Forget the process-wide services and settings (after the environment changed)."""
-    from ctxgate.adapters.aws import reset_clients
+    from ctxgate.aws import reset_clients
 
     for built in (chat_service, session_service, compaction_queue, agent_service, get_settings):
         built.cache_clear()

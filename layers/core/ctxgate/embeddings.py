@@ -117,7 +117,7 @@ class TitanEmbedder:
     def embed(self, texts: list[str]) -> np.ndarray:
         import numpy as np
 
-        from ctxgate.adapters.aws import client
+        from ctxgate.aws import client
 
         bedrock = self._client or client("bedrock-runtime")
         rows = []

@@ -19,9 +19,9 @@ import threading
 import time
 from typing import Any
 
-from ctxgate.adapters.aws import client
 from ctxgate.adapters.dynamodb_common import query_pages
 from ctxgate.adapters.s3_layout import cache_body_key
+from ctxgate.aws import client
 from ctxgate.cache.models import CachedResponse, SemanticEntry, SemanticIndex
 from ctxgate.sessions.ports import BlobStore
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctxgate.adapters.aws import client
 from ctxgate.adapters.dynamodb_common import is_condition_failure, query_all
 from ctxgate.agent.models import Run, Step
 from ctxgate.agent.ports import RunStatusConflict
+from ctxgate.aws import client
 
 
 def run_pk(tenant: str, run_id: str) -> str:

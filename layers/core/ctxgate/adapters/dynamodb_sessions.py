@@ -15,9 +15,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ctxgate.adapters.aws import client
 from ctxgate.adapters.dynamodb_common import MAX_TRANSACTION_ITEMS, is_condition_failure, query_all, query_pages
 from ctxgate.adapters.s3_layout import session_prefix, turn_body_key
+from ctxgate.aws import client
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
 from ctxgate.sessions.models import Pin, SessionMeta, Turn, TurnPage

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctxgate.adapters.aws import client
+from ctxgate.aws import client
 from ctxgate.context.models import CompactionRequest
 from ctxgate.retry import RetryPolicy
 

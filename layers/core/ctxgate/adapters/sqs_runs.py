@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ctxgate.adapters.aws import client
+from ctxgate.aws import client
 
 
 class SqsRunQueue:

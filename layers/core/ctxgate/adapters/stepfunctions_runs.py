@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctxgate.adapters.aws import client
 from ctxgate.agent.ports import ExecutionExists
+from ctxgate.aws import client
 
 
 class StepFunctionsExecutions:

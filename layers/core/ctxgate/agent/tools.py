@@ -77,7 +77,7 @@ def call_webhook(spec: ToolSpec, arguments: dict[str, Any], allowlist: list[str]
 def call_lambda(spec: ToolSpec, arguments: dict[str, Any]) -> str:
     from botocore.exceptions import ClientError
 
-    from ctxgate.adapters.aws import client
+    from ctxgate.aws import client
 
     try:
         response = client("lambda").invoke(FunctionName=spec.lambda_arn, Payload=json.dumps(arguments).encode())
