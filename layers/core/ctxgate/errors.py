@@ -39,6 +39,34 @@ class InvalidRequest(CtxgateError):
     code = "invalid_request"
 
 
+class Unauthorized(CtxgateError):
+    """No valid credentials: a missing, malformed, unknown, revoked or expired key (401)."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(CtxgateError):
+    """The caller is known but its key does not allow this (403), e.g. a model outside the key's list."""
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class RateLimited(CtxgateError):
+    """A quota would be exceeded (429). ``retry_after`` is the seconds until the limiting window has room."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, retry_after)
+
+
 class PayloadTooLarge(InvalidRequest):
     status = 413
     code = "request_too_large"

@@ -51,6 +51,7 @@ class Settings:
     runs_queue_url: str
     state_machine_arn: str
     tool_allowed_hosts: list[str]
+    jwt_tenant_claim: str
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -80,6 +81,7 @@ class Settings:
             runs_table_name=os.environ.get("CTXGATE_RUNS_TABLE_NAME", "ctxgate-runs"),
             runs_queue_url=os.environ.get("CTXGATE_RUNS_QUEUE_URL", "").strip(),
             state_machine_arn=os.environ.get("CTXGATE_STATE_MACHINE_ARN", "").strip(),
+            jwt_tenant_claim=os.environ.get("CTXGATE_JWT_TENANT_CLAIM", "").strip() or "tenant",
             tool_allowed_hosts=[
                 h.strip() for h in os.environ.get("CTXGATE_TOOL_ALLOWED_HOSTS", "").split(",") if h.strip()
             ],

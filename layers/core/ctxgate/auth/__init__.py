@@ -1,0 +1,1 @@
+"""Identity: API keys, who a caller is, and the limits that come with their key."""
