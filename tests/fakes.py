@@ -78,9 +78,6 @@ class MemoryStore:
             self.meta[key] = current.model_copy(update=update)
             return turns
 
-    def refresh_expiry(self, tenant, session_id, expires_at):
-        pass
-
     def delete(self, tenant, session_id):
         return self.meta.pop((tenant, session_id), None) is not None
 
@@ -117,8 +114,8 @@ class MemoryStore:
             self.epoch_rows[key] = sorted([*kept, *put], key=lambda e: e.first_seq)
             self.meta[key] = meta.model_copy(update={"evicted_through": evicted_through})
 
-    def put_shard(self, tenant, session_id, shard):
-        key = f"{tenant}/{session_id}/{shard.first_seq}-{shard.last_seq}"
+    def put_shard(self, meta, shard):
+        key = f"{meta.tenant}/{meta.session_id}/{meta.incarnation}/{shard.first_seq}-{shard.last_seq}"
         self.shards[key] = shard
         return key
 
@@ -153,7 +150,6 @@ def chat_service(
         store,
         router,
         engine,
-        ttl_seconds=3600,
         conflict_retries=conflict_retries,
         conflict_deadline=conflict_deadline,
         sleep=lambda s: None,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ctxgate.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from ctxgate.adapters.dynamodb_context import DynamoContextStore
     from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
     from ctxgate.agent.service import AgentService
     from ctxgate.cache.service import ResponseCache
@@ -33,20 +34,12 @@ def build_router(settings: Settings) -> ModelRouter:
 
 def build_engine(settings: Settings, router: ModelRouter) -> ContextEngine:
     """The context engine over the sessions table, the bucket and the compaction queue."""
-    from ctxgate.adapters.dynamodb_context import DynamoContextStore
-    from ctxgate.adapters.s3_blobs import S3BlobStore
     from ctxgate.context.engine import ContextEngine
     from ctxgate.context.models import ContextConfig
     from ctxgate.context.summarize import Summarizer
 
-    store = DynamoContextStore(
-        settings.table_name,
-        S3BlobStore(settings.bucket_name),
-        ttl_seconds=settings.session_ttl_seconds,
-        offload_threshold_bytes=settings.offload_threshold_bytes,
-    )
     return ContextEngine(
-        store,
+        build_context_store(settings),
         ContextConfig(
             recall_share=settings.recall_share,
             recall_min_relevance=settings.recall_min_relevance,
@@ -55,6 +48,20 @@ def build_engine(settings: Settings, router: ModelRouter) -> ContextEngine:
         summarizer=Summarizer(router, settings.summarizer_model or None),
         default_budget_tokens=settings.default_budget_tokens,
         queue=build_compaction_queue(settings),
+    )
+
+
+def build_context_store(settings: Settings) -> DynamoContextStore:
+    """The sessions table (turns, pins, summaries) with large bodies and recall shards in the bucket."""
+    from ctxgate.adapters.dynamodb_context import DynamoContextStore
+    from ctxgate.adapters.s3_blobs import S3BlobStore
+
+    return DynamoContextStore(
+        settings.table_name,
+        S3BlobStore(settings.bucket_name),
+        ttl_seconds=settings.session_ttl_seconds,
+        offload_threshold_bytes=settings.offload_threshold_bytes,
+        expiry_shards=settings.expiry_shards,
     )
 
 
@@ -99,7 +106,6 @@ def build_chat(settings: Settings, router: ModelRouter | None = None) -> ChatSer
         router,
         engine,
         cache=build_cache(settings),
-        ttl_seconds=settings.session_ttl_seconds,
         conflict_retries=settings.session_conflict_retries,
     )
 
@@ -152,6 +158,12 @@ def context_engine() -> ContextEngine:
 
 
 @cache
+def context_store() -> DynamoContextStore:
+    """The sessions store alone (the sweeper needs nothing else)."""
+    return build_context_store(get_settings())
+
+
+@cache
 def compaction_queue() -> SqsCompactionQueue | None:
     return build_compaction_queue(get_settings())
 
@@ -165,6 +177,6 @@ def reset() -> None:
     """Forget the process-wide services and settings (after the environment changed)."""
     from ctxgate.aws import reset_clients
 
-    for built in (chat_service, session_service, compaction_queue, agent_service, get_settings):
+    for built in (chat_service, session_service, context_store, compaction_queue, agent_service, get_settings):
         built.cache_clear()
     reset_clients()

@@ -52,6 +52,9 @@ class Settings:
     state_machine_arn: str
     tool_allowed_hosts: list[str]
     jwt_tenant_claim: str
+    sweep_interval_seconds: int
+    expiry_shards: int
+    orphan_grace_seconds: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -81,6 +84,9 @@ class Settings:
             runs_table_name=os.environ.get("CTXGATE_RUNS_TABLE_NAME", "ctxgate-runs"),
             runs_queue_url=os.environ.get("CTXGATE_RUNS_QUEUE_URL", "").strip(),
             state_machine_arn=os.environ.get("CTXGATE_STATE_MACHINE_ARN", "").strip(),
+            expiry_shards=_int("CTXGATE_EXPIRY_SHARDS", 16),
+            sweep_interval_seconds=_int("CTXGATE_SWEEP_INTERVAL_SECONDS", 900),
+            orphan_grace_seconds=_int("CTXGATE_ORPHAN_GRACE_SECONDS", 3600),
             jwt_tenant_claim=os.environ.get("CTXGATE_JWT_TENANT_CLAIM", "").strip() or "tenant",
             tool_allowed_hosts=[
                 h.strip() for h in os.environ.get("CTXGATE_TOOL_ALLOWED_HOSTS", "").split(",") if h.strip()

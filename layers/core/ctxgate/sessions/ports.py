@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from ctxgate.messages import Message
@@ -48,10 +49,6 @@ class SessionStore(Protocol):
         """
         ...
 
-    def refresh_expiry(self, tenant: str, session_id: str, expires_at: int) -> None:
-        """Extend the TTL of every turn of the session to ``expires_at``."""
-        ...
-
     def delete(self, tenant: str, session_id: str) -> bool:
         """Remove every item and object of the session. False if it did not exist."""
         ...
@@ -65,6 +62,10 @@ class BlobStore(Protocol):
     def get(self, key: str) -> bytes: ...
 
     def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """(key, last-modified epoch seconds) of every object under ``prefix``."""
+        ...
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many."""
