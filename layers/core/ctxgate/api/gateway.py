@@ -286,7 +286,8 @@ def get_agent() -> AgentService:
     from ctxgate.adapters.aws import client
     from ctxgate.adapters.dynamodb_runs import DynamoRunStore
     from ctxgate.adapters.stepfunctions_runs import StepFunctionsExecutions
-    from ctxgate.agent.service import AgentService, RunQueue
+    from ctxgate.adapters.tool_runners import tool_runner
+    from ctxgate.agent.service import AgentService, RunLimits, RunQueue
 
     settings = get_settings()
     queue = None
@@ -299,7 +300,8 @@ def get_agent() -> AgentService:
         get_gateway().service,
         queue=queue,
         executions=StepFunctionsExecutions(settings.state_machine_arn),
-        tool_allowlist=settings.tool_allowed_hosts,
+        tools=tool_runner(settings.tool_allowed_hosts, settings.tool_function_arns, stack_name=settings.stack_name),
+        limits=RunLimits(settings.max_run_steps, settings.max_run_deadline_seconds),
     )
 
 
