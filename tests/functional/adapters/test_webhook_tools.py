@@ -5,6 +5,7 @@ names 127.0.0.1 (with the server's port) explicitly; the resolver is injected, s
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import trustme
 from ctxgate.adapters.webhook_policy import WebhookPolicy
 from ctxgate.adapters.webhook_tools import MAX_RESPONSE_BYTES, WebhookToolRunner
 from ctxgate.agent.models import ToolSpec
@@ -21,7 +23,7 @@ from ctxgate.agent.ports import ToolError, TransientError
 class ToolServer:
     """Answers each POST with ``reply[path]`` = (status, body bytes, extra headers) and records what it saw."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.reply: dict[str, tuple[int, bytes, dict[str, str]]] = {}
         self.seen: list[dict[str, Any]] = []
         self.drip_finished = threading.Event()
@@ -58,6 +60,8 @@ class ToolServer:
                 owner.drip_finished.set()
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -105,6 +109,41 @@ def test_the_connection_goes_to_the_checked_address_and_keeps_the_host_header(se
     assert resolver.calls == [("tools.example", server.port)]
 
 
+def test_tls_names_and_verifies_the_host_while_connecting_to_the_checked_address():
+    # GIVEN an HTTPS tool server on loopback with a certificate for tools.example only, recording the SNI it gets
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("tools.example").configure_cert(server_tls)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda sock, name, context: names.append(name)
+    server = ToolServer(tls=server_tls)
+    server.reply["/hook"] = (200, b"secure", {})
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    policy = WebhookPolicy.parse([f"tools.example:{server.port}", f"other.example:{server.port}", "127.0.0.1"])
+    hook = WebhookToolRunner(policy, resolver=Resolver("127.0.0.1"), ssl_context=client_tls)
+    try:
+        # WHEN the tool is called by its name
+        result = hook.run(webhook(f"https://tools.example:{server.port}/hook"), {}, idempotency_key="r:c")
+        # THEN the handshake named tools.example, and the certificate was checked against that name, not the IP
+        assert result == "secure" and names == ["tools.example"]
+        with pytest.raises(TransientError):
+            hook.run(webhook(f"https://other.example:{server.port}/hook"), {}, idempotency_key="r:c")
+    finally:
+        server.server.shutdown()
+
+
+def test_the_path_and_query_reach_the_server_as_given(server):
+    # GIVEN a URL with a query string and a character that must be percent-encoded
+    server.reply["/v1/hook%20x?city=Oslo&units=metric"] = (200, b"ok", {})
+    # WHEN the tool is called
+    runner(server, Resolver("127.0.0.1")).run(
+        webhook(f"http://tools.example:{server.port}/v1/hook x?city=Oslo&units=metric"), {}, idempotency_key="r:c"
+    )
+    # THEN the server saw the same path and query
+    assert server.seen[0]["path"] == "/v1/hook%20x?city=Oslo&units=metric"
+
+
 def test_every_call_carries_the_idempotency_key_of_its_run_and_tool_call(server):
     # GIVEN a webhook tool
     server.reply["/hook"] = (200, b"done", {})
@@ -114,6 +153,25 @@ def test_every_call_carries_the_idempotency_key_of_its_run_and_tool_call(server)
         hook.run(webhook(f"http://tools.example:{server.port}/hook"), {}, idempotency_key="run_9:call_3")
     # THEN both requests carry the same key
     assert [s["headers"]["Idempotency-Key"] for s in server.seen] == ["run_9:call_3", "run_9:call_3"]
+
+
+def test_the_tools_own_headers_are_sent_and_the_body_is_always_json(server):
+    # GIVEN a tool with its own credentials header and a conflicting content type
+    server.reply["/hook"] = (200, b"ok", {})
+    spec = ToolSpec.model_validate(
+        {
+            "function": {"name": "hook"},
+            "endpoint": {
+                "url": f"http://tools.example:{server.port}/hook",
+                "headers": {"Authorization": "Bearer t0k", "content-type": "text/plain"},
+            },
+        }
+    )
+    # WHEN it is called
+    runner(server, Resolver("127.0.0.1")).run(spec, {"a": 1}, idempotency_key="r:c")
+    # THEN the server got the header, and one JSON content type
+    headers = server.seen[0]["headers"]
+    assert headers["Authorization"] == "Bearer t0k" and headers["Content-Type"] == "application/json"
 
 
 def test_a_name_answering_a_public_and_a_loopback_address_is_refused_without_connecting(server):

@@ -68,3 +68,11 @@ def test_a_webhook_may_not_set_the_headers_the_gateway_sets(header):
         ToolSpec.model_validate(
             {"function": {"name": "t"}, "endpoint": {"url": "https://tools.example/x", "headers": {header: "x"}}}
         )
+
+
+@pytest.mark.parametrize("headers", [{"X-Key": "a\r\nHost: evil"}, {"Bad Name": "x"}])
+def test_a_webhook_header_must_be_a_valid_http_header(headers):
+    with pytest.raises(ValueError, match="not a valid HTTP header"):
+        ToolSpec.model_validate(
+            {"function": {"name": "t"}, "endpoint": {"url": "https://tools.example/x", "headers": headers}}
+        )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpcore
 
@@ -23,6 +24,7 @@ from ctxgate.agent.models import ToolSpec
 from ctxgate.agent.ports import ToolError, TransientError
 
 MAX_RESPONSE_BYTES = 256 * 1024
+_URL_SAFE = "/%:@!$&'()*+,;=?-._~"  # what may stay as is in a path or query; anything else is percent-encoded
 Resolver = Callable[[str, int], list[str]]
 """``(host, port) -> addresses``; raises ``OSError`` when the name does not resolve."""
 
@@ -103,11 +105,15 @@ class PinnedBackend(httpcore.NetworkBackend):
 
 
 class WebhookToolRunner:
-    """Runs webhook tools under a :class:`WebhookPolicy`; ``resolver`` is injectable for tests."""
+    """Runs webhook tools under a :class:`WebhookPolicy`. ``resolver`` and ``ssl_context`` (default: httpcore's,
+    with certifi's CAs) are injectable for tests."""
 
-    def __init__(self, policy: WebhookPolicy, resolver: Resolver = system_resolver) -> None:
+    def __init__(
+        self, policy: WebhookPolicy, resolver: Resolver = system_resolver, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.policy = policy
         self.resolver = resolver
+        self.ssl_context = ssl_context
 
     def check(self, spec: ToolSpec) -> None:
         if spec.endpoint is None:
@@ -130,14 +136,15 @@ class WebhookToolRunner:
         except WebhookRefused as refused:
             raise ToolError(f"tool {name}: {refused}") from None
         headers = {
-            **endpoint.headers,
+            **{k: v for k, v in endpoint.headers.items() if k.lower() != "content-type"},  # the body is always JSON
             "Host": _host_header(target),
             "Content-Type": "application/json",
             "Idempotency-Key": idempotency_key,
         }
         backend = PinnedBackend(target.host, address, deadline)
         try:
-            status, body = _post(target, endpoint.url, headers, json.dumps(arguments).encode(), backend, deadline)
+            content = json.dumps(arguments).encode()
+            status, body = _post(target, endpoint.url, headers, content, backend, deadline, self.ssl_context)
         except httpcore.TimeoutException:
             raise TransientError(f"tool {name} did not answer within {endpoint.timeout_seconds:g} s") from None
         except (httpcore.NetworkError, httpcore.ProtocolError) as error:
@@ -181,21 +188,23 @@ def _host_header(target: WebhookTarget) -> str:
 
 
 def _post(
-    target: WebhookTarget, url: str, headers: dict[str, str], content: bytes, backend: PinnedBackend, deadline: Deadline
+    target: WebhookTarget,
+    url: str,
+    headers: dict[str, str],
+    content: bytes,
+    backend: PinnedBackend,
+    deadline: Deadline,
+    ssl_context: ssl.SSLContext | None,
 ) -> tuple[int, bytes]:
     """One POST through a pool that can only reach the pinned address; the body is read up to the size cap."""
-    parts = urlsplit(url)
     # The request is built from the checked parts, so no second URL parser can disagree about the host.
     request_url = httpcore.URL(
-        scheme=target.scheme.encode(),
-        host=target.host.encode("ascii"),
-        port=target.port,
-        target=(parts.path or "/").encode() + (b"?" + parts.query.encode() if parts.query else b""),
+        scheme=target.scheme.encode(), host=target.host.encode("ascii"), port=target.port, target=_request_target(url)
     )
     left = deadline.left(None, httpcore.ConnectTimeout)
     timeouts = {"connect": left, "read": left, "write": left, "pool": left}
     with (
-        httpcore.ConnectionPool(network_backend=backend, retries=0, max_connections=1) as pool,
+        httpcore.ConnectionPool(ssl_context=ssl_context, network_backend=backend, retries=0, max_connections=1) as pool,
         pool.stream("POST", request_url, headers=headers, content=content, extensions={"timeout": timeouts}) as reply,
     ):
         body = bytearray()
@@ -204,3 +213,10 @@ def _post(
             if len(body) > MAX_RESPONSE_BYTES:
                 raise ToolError(f"tool response is over {MAX_RESPONSE_BYTES} bytes")
         return reply.status, bytes(body)
+
+
+def _request_target(url: str) -> bytes:
+    """The URL's path and query, percent-encoded where HTTP/1.1 requires it (the fragment is never sent)."""
+    parts = urlsplit(url)
+    path = quote(parts.path or "/", safe=_URL_SAFE)
+    return (f"{path}?{quote(parts.query, safe=_URL_SAFE)}" if parts.query else path).encode("ascii")

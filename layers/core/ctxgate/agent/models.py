@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -42,6 +43,9 @@ class Endpoint(BaseModel):
         reserved = sorted(name for name in headers if name.strip().lower() in RESERVED_TOOL_HEADERS)
         if reserved:
             raise ValueError(f"headers may not set {', '.join(reserved)} (the gateway sets them)")
+        for name, value in headers.items():
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name) or any(c in value for c in "\r\n\0"):
+                raise ValueError(f"header {name[:64]!r} is not a valid HTTP header")
         return headers
 
 
