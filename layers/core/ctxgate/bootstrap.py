@@ -124,14 +124,16 @@ def build_agent(settings: Settings, chat: ChatService) -> AgentService:
     from ctxgate.adapters.dynamodb_runs import DynamoRunStore
     from ctxgate.adapters.sqs_runs import SqsRunQueue
     from ctxgate.adapters.stepfunctions_runs import StepFunctionsExecutions
-    from ctxgate.agent.service import AgentService
+    from ctxgate.adapters.tool_runners import tool_runner
+    from ctxgate.agent.service import AgentService, RunLimits
 
     return AgentService(
         DynamoRunStore(settings.runs_table_name),
         chat,
         queue=SqsRunQueue(settings.runs_queue_url) if settings.runs_queue_url else None,
         executions=StepFunctionsExecutions(settings.state_machine_arn),
-        tool_allowlist=settings.tool_allowed_hosts,
+        tools=tool_runner(settings.tool_allowed_hosts, settings.tool_function_arns, stack_name=settings.stack_name),
+        limits=RunLimits(settings.max_run_steps, settings.max_run_deadline_seconds),
     )
 
 

@@ -13,9 +13,27 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ctxgate.agent.models import TERMINAL, PendingCall, Run, RunRequest, Step
-from ctxgate.agent.ports import ExecutionExists, Executions, RunQueue, RunStatusConflict, RunStore
-from ctxgate.agent.tools import ToolError, run_tool
+from ctxgate.agent.failures import lambda_error_message, public_failure
+from ctxgate.agent.models import (
+    MAX_DEADLINE_CEILING_SECONDS,
+    MAX_STEPS_CEILING,
+    MAX_TOOL_CALLS_PER_STEP,
+    TERMINAL,
+    PendingCall,
+    Run,
+    RunRequest,
+    Step,
+)
+from ctxgate.agent.ports import (
+    ExecutionExists,
+    Executions,
+    RunQueue,
+    RunStatusConflict,
+    RunStore,
+    ToolError,
+    ToolRunner,
+)
+from ctxgate.agent.tools import idempotency_key, parse_arguments
 from ctxgate.chat.models import ChatRequest
 from ctxgate.chat.service import ChatService
 from ctxgate.context.models import CompactionRequest
@@ -40,6 +58,21 @@ class BudgetCheck:
     compaction: CompactionRequest | None
 
 
+@dataclass(frozen=True)
+class RunLimits:
+    """The operator's limits on a run (``CTXGATE_MAX_RUN_STEPS``, ``CTXGATE_MAX_RUN_DEADLINE_SECONDS``); a run
+    without a deadline gets the longest one allowed."""
+
+    max_steps: int = 25
+    max_deadline_seconds: int = 900
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_steps <= MAX_STEPS_CEILING:
+            raise ValueError(f"the run step limit must be between 1 and {MAX_STEPS_CEILING}")
+        if not 1 <= self.max_deadline_seconds <= MAX_DEADLINE_CEILING_SECONDS:
+            raise ValueError(f"the run deadline limit must be between 1 and {MAX_DEADLINE_CEILING_SECONDS} seconds")
+
+
 class AgentService:
     def __init__(
         self,
@@ -48,20 +81,25 @@ class AgentService:
         *,
         queue: RunQueue | None,
         executions: Executions,
-        tool_allowlist: list[str],
+        tools: ToolRunner,
+        limits: RunLimits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.runs = runs
         self.chat = chat
         self.queue = queue
         self.executions = executions
-        self.tool_allowlist = tool_allowlist
+        self.tools = tools
+        self.limits = limits or RunLimits()
         self.clock = clock
 
     # -- API ---------------------------------------------------------------------------------------------------
 
     def create(self, tenant: str, request: RunRequest) -> Run:
+        """Store and enqueue a run. Raises :class:`InvalidRequest` (400) for a run over the limits or with a tool
+        that may not run, before anything is stored."""
         self.chat.router.resolve(request.model)
+        deadline_seconds = self._check_limits(request)
         run_id = f"run_{uuid.uuid4().hex}"
         session_id = validate_session_id(request.session_id) if request.session_id else f"run-{run_id}"
         now = self.clock()
@@ -75,7 +113,7 @@ class AgentService:
             input=request.input,
             max_steps=request.max_steps,
             max_tokens=request.max_tokens,
-            deadline_at=now + request.deadline_seconds if request.deadline_seconds else None,
+            deadline_at=now + deadline_seconds,
             created_at=now,
             updated_at=now,
         )
@@ -84,6 +122,29 @@ class AgentService:
             raise InvalidRequest("Agent runs are not configured (no runs queue).", code="runs_unavailable")
         self.queue.enqueue(tenant, run_id)
         return run
+
+    def _check_limits(self, request: RunRequest) -> int:
+        """The run's deadline in seconds, once its steps, deadline and tools are within what this gateway allows."""
+        limits = self.limits
+        if request.max_steps > limits.max_steps:
+            raise InvalidRequest(
+                f"max_steps may be at most {limits.max_steps} on this gateway.",
+                code="run_limit_exceeded",
+                param="max_steps",
+            )
+        deadline = request.deadline_seconds or limits.max_deadline_seconds
+        if deadline > limits.max_deadline_seconds:
+            raise InvalidRequest(
+                f"deadline_seconds may be at most {limits.max_deadline_seconds} on this gateway.",
+                code="run_limit_exceeded",
+                param="deadline_seconds",
+            )
+        for index, spec in enumerate(request.tools):
+            try:
+                self.tools.check(spec)
+            except ToolError as refused:
+                raise InvalidRequest(f"{refused}.", code="tool_not_allowed", param=f"tools.{index}") from None
+        return deadline
 
     def get(self, tenant: str, run_id: str) -> Run:
         run = self.runs.get(tenant, run_id)
@@ -148,6 +209,9 @@ class AgentService:
             ),
         )
         calls = outcome.completion.message.tool_calls or []
+        runnable = calls[:MAX_TOOL_CALLS_PER_STEP]
+        for extra in calls[MAX_TOOL_CALLS_PER_STEP:]:
+            self._refuse_call(run, number, extra.id, extra.function.name)
         update: dict[str, Any] = {
             "steps_used": number,
             "tokens_used": run.tokens_used + usage.total_tokens,
@@ -165,8 +229,27 @@ class AgentService:
             "finished": finished,
             "over_budget": over,
             "step": number,
-            "tool_calls": [{"tenant": tenant, "run_id": run_id, "tool_call_id": c.id} for c in calls],
+            "tool_calls": [{"tenant": tenant, "run_id": run_id, "tool_call_id": c.id} for c in runnable],
         }
+
+    def _refuse_call(self, run: Run, number: int, tool_call_id: str, name: str) -> None:
+        """Record a call over the per-step limit as an error result: the model sees it, and the session stays
+        well-formed (every tool call of an assistant message gets its tool message)."""
+        self.runs.put_step(
+            run.tenant,
+            run.id,
+            Step(
+                number=number,
+                kind="tool",
+                started_at=self.clock(),
+                duration_ms=0,
+                tool=name,
+                tool_call_id=tool_call_id,
+                is_error=True,
+                result=f"Not run: at most {MAX_TOOL_CALLS_PER_STEP} tool calls run per step; ask again next step.",
+            ),
+            requested_by=number,
+        )
 
     def tool_step(self, tenant: str, run_id: str, tool_call_id: str, failure: dict[str, Any] | None = None) -> None:
         """Run one requested tool and record its result; a transient failure raises for the state machine to
@@ -187,7 +270,8 @@ class AgentService:
                 result, is_error = f"Unknown tool {call.name!r}.", True
             else:
                 try:
-                    result = run_tool(spec, call.arguments, self.tool_allowlist)
+                    arguments = parse_arguments(call.arguments)
+                    result = self.tools.run(spec, arguments, idempotency_key=idempotency_key(run_id, call.id))
                 except ToolError as error:
                     result, is_error = str(error), True
         self.runs.put_step(
@@ -224,9 +308,8 @@ class AgentService:
         run = self.get(tenant, run_id)
         if run.status in TERMINAL:
             return
-        run = run.model_copy(
-            update={"error": str(error.get("Error", "Error")), "cause": str(error.get("Cause", ""))[:4000]}
-        )
+        kind, message = public_failure(error)
+        run = run.model_copy(update={"error": kind, "cause": message})
         self._finish(run, "failed", expected={"queued", "running"})
 
     def _finish(self, run: Run, status: str, *, expected: set[str]) -> None:
@@ -251,12 +334,7 @@ class AgentService:
 
 def _failure_message(failure: dict[str, Any]) -> str:
     """The error message of a Step Functions failure whose cause is a Lambda error payload (no stack trace)."""
-    import json
-
-    cause = str(failure.get("Cause", ""))
-    with contextlib.suppress(ValueError, AttributeError):
-        cause = json.loads(cause).get("errorMessage", cause)
-    return f"{failure.get('Error', 'Error')}: {cause}"[:2000]
+    return f"{failure.get('Error', 'Error')}: {lambda_error_message(failure.get('Cause'))}"
 
 
 class RunNotActive(Exception):
