@@ -307,7 +307,6 @@ def test_the_budget_check_compacts_a_long_run_session_through_the_consumer(world
 
 
 def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path):
-    from ctxgate_local.moto_patches import LAMBDA_FUNCTIONS
     from ctxgate_local.template import _EMPTY_ZIP, Function
 
     (tmp_path / "tool.py").write_text("def handler(event, context):\n    return {'total': sum(event['numbers'])}\n")
@@ -316,8 +315,8 @@ def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path):
     arn = lam.create_function(
         FunctionName="adder", Runtime="python3.12", Role=role, Handler="tool.handler", Code={"ZipFile": _EMPTY_ZIP}
     )["FunctionArn"]
-    LAMBDA_FUNCTIONS["adder"] = Function(
-        logical_id="Adder", code_uri=tmp_path, handler="tool.handler", environment={}, timeout=10
+    world.aws.functions.add(
+        "adder", Function(logical_id="Adder", code_uri=tmp_path, handler="tool.handler", environment={}, timeout=10)
     )
     world.upstream.routes["/v1/chat/completions"] = script(
         completion(calls=[("c1", "add", {"numbers": [2, 3, 37]})]), completion("The total is 42.")
