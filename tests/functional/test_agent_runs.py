@@ -324,7 +324,6 @@ def test_the_budget_check_compacts_a_long_run_session_through_the_consumer(world
 
 
 def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path, monkeypatch):
-    from ctxgate_local.moto_patches import LAMBDA_FUNCTIONS
     from ctxgate_local.template import _EMPTY_ZIP, Function
 
     from tests.conftest import _reset_caches
@@ -335,8 +334,8 @@ def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path, monkeypatc
     arn = lam.create_function(
         FunctionName="adder", Runtime="python3.12", Role=role, Handler="tool.handler", Code={"ZipFile": _EMPTY_ZIP}
     )["FunctionArn"]
-    LAMBDA_FUNCTIONS["adder"] = Function(
-        logical_id="Adder", code_uri=tmp_path, handler="tool.handler", environment={}, timeout=10
+    world.aws.functions.add(
+        "adder", Function(logical_id="Adder", code_uri=tmp_path, handler="tool.handler", environment={}, timeout=10)
     )
     monkeypatch.setenv("CTXGATE_TOOL_FUNCTION_ARNS", arn)  # the operator lists it (ToolFunctionArns)
     _reset_caches()
