@@ -128,7 +128,7 @@ def build_agent(settings: Settings, chat: ChatService) -> AgentService:
     from ctxgate.agent.service import AgentService, RunLimits
 
     return AgentService(
-        DynamoRunStore(settings.runs_table_name),
+        DynamoRunStore(settings.runs_table_name, retention_seconds=settings.run_retention_seconds),
         chat,
         queue=SqsRunQueue(settings.runs_queue_url) if settings.runs_queue_url else None,
         executions=StepFunctionsExecutions(settings.state_machine_arn),
@@ -163,6 +163,11 @@ def context_engine() -> ContextEngine:
 def context_store() -> DynamoContextStore:
     """The sessions store alone (the sweeper needs nothing else)."""
     return build_context_store(get_settings())
+
+
+def run_sweeper() -> AgentService:
+    """What the sweeper needs of the agent service (the runs table and the executions)."""
+    return agent_service()
 
 
 @cache

@@ -151,7 +151,7 @@ def test_the_scheduled_sweeper_deletes_expired_sessions(aws, world, lambda_conte
     clock.now = time.time() - 2 * HOUR
     turn(chat, "stale", "hello")
     # WHEN the scheduled sweeper runs
-    result = load_function("sweep_sessions").lambda_handler({"source": "aws.scheduler"}, lambda_context)
+    result = load_function("sweep").lambda_handler({"source": "aws.scheduler"}, lambda_context)
     # THEN the session is gone, whole
     assert result["expired_sessions"] == 1
     assert items(aws, "stale") == []

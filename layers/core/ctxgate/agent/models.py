@@ -122,6 +122,11 @@ class Step(BaseModel):
     kind: Literal["model", "tool"]
     started_at: float
     duration_ms: int
+    in_progress: bool = False
+    """A model step that has begun (its record is written before the model call) and not yet finished."""
+    session_seq: int | None = None
+    """For a model step: the session's last turn before the step appended to it (how a retry recognises its own
+    earlier append instead of appending, and paying, again)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cache: str | None = None

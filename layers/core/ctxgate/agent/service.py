@@ -38,7 +38,7 @@ from ctxgate.chat.models import ChatRequest
 from ctxgate.chat.service import ChatService
 from ctxgate.context.models import CompactionRequest
 from ctxgate.errors import InvalidRequest, NotFound
-from ctxgate.messages import GenerationParams, Message
+from ctxgate.messages import GenerationParams, Message, Usage
 from ctxgate.sessions.models import validate_session_id
 
 
@@ -184,31 +184,39 @@ class AgentService:
     # -- state machine tasks -----------------------------------------------------------------------------------
 
     def model_step(self, tenant: str, run_id: str) -> dict[str, Any]:
+        """One model call of the run. Idempotent: its step record is written before the call, with the session's
+        last turn; a retry whose earlier attempt already stored its turn takes the reply from the session instead
+        of appending the input (or tool results) again and paying for a second call."""
         run = self.get(tenant, run_id)
         if run.status in TERMINAL:
             raise RunNotActive(f"run {run_id} is {run.status}")
         new = list(run.input) if run.steps_used == 0 else self._tool_results(run)
-        tools = [t.openai() for t in run.tools] or None
-        started = self.clock()
-        outcome = self.chat.stateful(
-            tenant, run.session_id, ChatRequest(run.model, new, GenerationParams(tools=tools, temperature=0))
-        )
         number = run.steps_used + 1
-        usage = outcome.usage
-        self.runs.put_step(
+        begun = self._begin_model_step(run, number)
+        reply = self._stored_reply(run, begun, new)
+        if reply is None:
+            tools = [t.openai() for t in run.tools] or None
+            outcome = self.chat.stateful(
+                tenant, run.session_id, ChatRequest(run.model, new, GenerationParams(tools=tools, temperature=0))
+            )
+            reply, usage = outcome.completion.message, outcome.usage
+            cache = outcome.cache.status if outcome.cache else None
+        else:
+            usage, cache = Usage(prompt_tokens=0, completion_tokens=0), "recovered"
+        self.runs.finish_model_step(
             tenant,
             run_id,
-            Step(
-                number=number,
-                kind="model",
-                started_at=started,
-                duration_ms=int((self.clock() - started) * 1000),
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cache=outcome.cache.status if outcome.cache else None,
+            begun.model_copy(
+                update={
+                    "in_progress": False,
+                    "duration_ms": int((self.clock() - begun.started_at) * 1000),
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "cache": cache,
+                }
             ),
         )
-        calls = outcome.completion.message.tool_calls or []
+        calls = reply.tool_calls or []
         runnable = calls[:MAX_TOOL_CALLS_PER_STEP]
         for extra in calls[MAX_TOOL_CALLS_PER_STEP:]:
             self._refuse_call(run, number, extra.id, extra.function.name)
@@ -221,7 +229,7 @@ class AgentService:
         }
         finished = not calls
         if finished:
-            update.update(status="succeeded", output=outcome.completion.message.text())
+            update.update(status="succeeded", output=reply.text())
         run = run.model_copy(update=update)
         self.runs.save(run, expected_status={"queued", "running"})
         over = not finished and number >= run.max_steps
@@ -231,6 +239,53 @@ class AgentService:
             "step": number,
             "tool_calls": [{"tenant": tenant, "run_id": run_id, "tool_call_id": c.id} for c in runnable],
         }
+
+    def _begin_model_step(self, run: Run, number: int) -> Step:
+        """The step's record, written before the model call (or the one an earlier attempt wrote)."""
+        meta = self.chat.store.get(run.tenant, run.session_id)
+        begun = Step(
+            number=number,
+            kind="model",
+            started_at=self.clock(),
+            duration_ms=0,
+            in_progress=True,
+            session_seq=meta.last_seq if meta else 0,
+        )
+        if self.runs.put_step(run.tenant, run.id, begun):
+            return begun
+        earlier = self.runs.model_step(run.tenant, run.id, number)
+        return earlier if earlier is not None else begun
+
+    def _stored_reply(self, run: Run, begun: Step, new: list[Message]) -> Message | None:
+        """The reply an earlier attempt of this step stored in the session, if it got that far: the turns after
+        the step's mark start with this step's input, followed by the assistant's reply."""
+        if begun.session_seq is None:
+            return None
+        turns = self.chat.store.turns(run.tenant, run.session_id, after=begun.session_seq, limit=len(new) + 1).turns
+        if len(turns) != len(new) + 1 or turns[-1].message.role != "assistant":
+            return None
+        mine = all(
+            (t.message.role, t.message.tool_call_id, t.message.text()) == (m.role, m.tool_call_id, m.text())
+            for t, m in zip(turns, new, strict=False)
+        )
+        return turns[-1].message if mine else None
+
+    def sweep_stuck(self, now: float, *, limit: int = 100) -> int:
+        """Fail runs still queued or running past their deadline (a start message lost to the DLQ, an execution
+        that died without its Catch). Returns how many were failed."""
+        failed = 0
+        for tenant, run_id in self.runs.stuck(now, limit=limit):
+            run = self.runs.get(tenant, run_id)
+            if run is None or run.status in TERMINAL or run.deadline_at is None or run.deadline_at >= now:
+                continue
+            stuck = run.model_copy(
+                update={"error": "DeadlineExceeded", "cause": f"The run was still {run.status} after its deadline."}
+            )
+            self._finish(stuck, "failed", expected={"queued", "running"})
+            if run.execution_arn:
+                self.executions.stop(run.execution_arn, cause="deadline exceeded")
+            failed += 1
+        return failed
 
     def _refuse_call(self, run: Run, number: int, tool_call_id: str, name: str) -> None:
         """Record a call over the per-step limit as an error result: the model sees it, and the session stays
