@@ -1,3 +1,5 @@
+"""The exact cache key: what splits it, what must not, and the Cache-Control header it obeys."""
+
 from __future__ import annotations
 
 import json
@@ -6,6 +8,7 @@ import pytest
 from ctxgate.api.wire.chat_completions import parse_chat_request
 from ctxgate.cache.keys import CacheControl, exact_key, is_deterministic, parse_cache_control
 from ctxgate.errors import InvalidRequest
+from ctxgate.messages import GenerationParams
 
 BASE = {"model": "gpt-x", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]}
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
@@ -38,16 +41,25 @@ def test_every_output_affecting_parameter_changes_the_key(name):
     assert key({**BASE, name: VARIANTS[name]}) != key(BASE)
 
 
-def test_n_other_than_1_is_refused_so_it_can_never_share_a_key():
+def test_n_of_1_shares_the_key_of_an_absent_n():
     # The gateway serves only n=1, which is also what an absent n means: same output, same key.
     assert key({**BASE, "n": 1}) == key(BASE)
+
+
+def test_n_other_than_1_is_refused_so_it_can_never_share_a_key():
     with pytest.raises(InvalidRequest):
         key({**BASE, "n": 2})
 
 
-def test_tenant_model_and_messages_change_the_key():
+def test_the_tenant_changes_the_key():
     assert key(BASE, tenant="a") != key(BASE, tenant="b")
+
+
+def test_the_model_changes_the_key():
     assert key({**BASE, "model": "gpt-y"}) != key(BASE)
+
+
+def test_the_messages_change_the_key():
     assert key({**BASE, "messages": [{"role": "user", "content": "hi"}]}) != key(BASE)
 
 
@@ -64,12 +76,18 @@ def test_parameters_that_cannot_change_the_output_do_not_split_the_cache():
     assert key({**BASE, "user": "u-1", "stream": True, "metadata": {"a": "b"}}) == key(BASE)
 
 
-def test_only_deterministic_requests_are_cacheable_by_default():
-    params = lambda **kw: parse_chat_request(json.dumps({**BASE, **kw})).params()  # noqa: E731
-    assert is_deterministic(params(temperature=0))
-    assert is_deterministic(params(temperature=0.9, seed=3))
-    assert not is_deterministic(params(temperature=0.7))
-    assert not is_deterministic(params())
+def params(**fields: object) -> GenerationParams:
+    return parse_chat_request(json.dumps({**BASE, **fields})).params()
+
+
+@pytest.mark.parametrize("fields", [{"temperature": 0}, {"temperature": 0.9, "seed": 3}], ids=["greedy", "seeded"])
+def test_greedy_or_seeded_requests_are_deterministic(fields):
+    assert is_deterministic(params(**fields))
+
+
+@pytest.mark.parametrize("fields", [{"temperature": 0.7}, {}], ids=["warm", "default-temperature"])
+def test_sampled_requests_are_not_cacheable_by_default(fields):
+    assert not is_deterministic(params(**fields))
 
 
 @pytest.mark.parametrize(

@@ -152,13 +152,11 @@ def test_a_rejected_request_is_a_client_error_without_fallback():
     assert caught.value.status == 400 and backup.call_count == 0
 
 
+@pytest.mark.parametrize(("status", "error"), [(422, ProviderRejected), (502, TransientProviderError)])
 @respx.mock
-def test_adapter_classifies_statuses():
+def test_adapter_classifies_statuses(status, error):
     provider = OpenAIProvider(base_url=PRIMARY, api_key=None, timeout=5)
     request = ProviderRequest(upstream_model="m", messages=[Message(role="user", content="x")])
-    respx.post(f"{PRIMARY}/chat/completions").mock(return_value=httpx.Response(422))
-    with pytest.raises(ProviderRejected):
-        provider.complete(request)
-    respx.post(f"{PRIMARY}/chat/completions").mock(return_value=httpx.Response(502))
-    with pytest.raises(TransientProviderError):
+    respx.post(f"{PRIMARY}/chat/completions").mock(return_value=httpx.Response(status))
+    with pytest.raises(error):
         provider.complete(request)

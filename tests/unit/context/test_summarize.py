@@ -1,3 +1,5 @@
+"""Session summaries: the extractive fallback, consolidation, and the model summary when one answers."""
+
 from __future__ import annotations
 
 import httpx
@@ -16,20 +18,32 @@ TURNS = [
 ]
 
 
-def test_extractive_summary_is_deterministic_within_target_and_keeps_facts():
+def test_extractive_summary_is_deterministic():
     units = turn_units(TURNS)
-    first = extractive_summary(units, 40)
-    assert first == extractive_summary(units, 40)
-    assert count_text(first) <= 40
-    assert "LGBTQ support group on 7 May" in first and "lake sunrise in 2022" in first
-    assert "totally" not in first  # filler loses to facts
+    assert extractive_summary(units, 40) == extractive_summary(units, 40)
+
+
+def test_extractive_summary_stays_within_its_target():
+    assert count_text(extractive_summary(turn_units(TURNS), 40)) <= 40
+
+
+def test_extractive_summary_keeps_facts_over_filler():
+    summary = extractive_summary(turn_units(TURNS), 40)
+    assert "LGBTQ support group on 7 May" in summary and "lake sunrise in 2022" in summary
+    assert "totally" not in summary  # filler loses to facts
+
+
+def consolidation_units() -> list:
+    summary = extractive_summary(turn_units(TURNS), 60)
+    return summary_units([summary, "- Melanie: We adopted a dog named Oscar."])
 
 
 def test_consolidating_summaries_reads_their_bullets_back():
-    summary = extractive_summary(turn_units(TURNS), 60)
-    units = summary_units([summary, "- Melanie: We adopted a dog named Oscar."])
-    assert ("Melanie", "We adopted a dog named Oscar.") in units
-    assert count_text(extractive_summary(units, 30)) <= 30
+    assert ("Melanie", "We adopted a dog named Oscar.") in consolidation_units()
+
+
+def test_a_consolidated_summary_stays_within_its_target():
+    assert count_text(extractive_summary(consolidation_units(), 30)) <= 30
 
 
 def router(base: str) -> ModelRouter:
@@ -62,8 +76,12 @@ def test_model_summary_is_used_when_the_model_answers():
 
 
 @respx.mock
-def test_a_failing_or_echo_model_falls_back_to_the_extractive_summary():
+def test_a_failing_model_falls_back_to_the_extractive_summary():
     respx.post("http://sum.test/v1/chat/completions").mock(return_value=httpx.Response(500))
     expected = extractive_summary(turn_units(TURNS), 60)
     assert Summarizer(router("http://sum.test/v1")).summarise(turn_units(TURNS), 60, session_model="m") == expected
+
+
+def test_the_echo_model_falls_back_to_the_extractive_summary():
+    expected = extractive_summary(turn_units(TURNS), 60)
     assert Summarizer(router("http://sum.test/v1"), "echo").summarise(turn_units(TURNS), 60) == expected

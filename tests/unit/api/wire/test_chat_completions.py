@@ -1,3 +1,5 @@
+"""The Chat Completions wire format (``ctxgate.api.wire.chat_completions``): request parsing and SSE rendering."""
+
 from __future__ import annotations
 
 import json

@@ -51,11 +51,19 @@ def epochs(session: str) -> list:
     return chat_service().store.context("default", session).epochs
 
 
-def test_crossing_the_high_water_mark_queues_a_compaction_that_the_consumer_lands(aws, consumer, lambda_context):
-    # GIVEN a session whose history grew past its high-water mark
+def test_crossing_the_high_water_mark_queues_a_compaction(aws):
+    # GIVEN a new session on a 512-token budget
+    # WHEN its history grows past its high-water mark
     fill("s1", 12)
+    # THEN the chat path has queued a compaction job
     messages = receive(aws)
     assert messages, "the chat path queued a compaction"
+
+
+def test_the_consumer_lands_a_queued_compaction(aws, consumer, lambda_context):
+    # GIVEN a session whose history grew past its high-water mark, and the compaction job that queued
+    fill("s1", 12)
+    messages = receive(aws)
     # WHEN the consumer handles the batch
     response = consumer.lambda_handler(event(messages, aws), lambda_context)
     # THEN nothing failed and the session has a summary epoch and an eviction mark
@@ -65,10 +73,11 @@ def test_crossing_the_high_water_mark_queues_a_compaction_that_the_consumer_land
     assert epochs("s1")[0].last_seq == meta.evicted_through
 
 
-def test_a_duplicate_delivery_creates_no_second_epoch(aws, consumer, lambda_context):
+def deliveries_of_one_job(aws) -> list[dict]:
+    """Two SQS messages carrying the same compaction job of session s2."""
     fill("s2", 12)
     job = json.loads(receive(aws)[0]["Body"])
-    duplicate = [
+    return [
         {
             "MessageId": f"m{i}",
             "ReceiptHandle": f"r{i}",
@@ -77,16 +86,31 @@ def test_a_duplicate_delivery_creates_no_second_epoch(aws, consumer, lambda_cont
         }
         for i in range(2)
     ]
+
+
+def test_a_duplicate_delivery_creates_no_second_epoch(aws, consumer, lambda_context):
+    # GIVEN one batch that holds the same compaction job twice
+    duplicate = deliveries_of_one_job(aws)
+    # WHEN the consumer handles it
+    response = consumer.lambda_handler(event(duplicate, aws), lambda_context)
+    # THEN both succeed and the session has one epoch
+    assert response == {"batchItemFailures": []}
+    assert len(epochs("s2")) == 1
+
+
+def test_a_later_redelivery_of_a_landed_job_is_a_no_op(aws, consumer, lambda_context):
+    # GIVEN a compaction job that already landed
+    duplicate = deliveries_of_one_job(aws)
     assert consumer.lambda_handler(event(duplicate, aws), lambda_context) == {"batchItemFailures": []}
+    # WHEN the same job is delivered again, later
+    response = consumer.lambda_handler(event(duplicate[:1], aws), lambda_context)
+    # THEN it succeeds without adding an epoch
+    assert response == {"batchItemFailures": []}
     assert len(epochs("s2")) == 1
-    # and a third, later delivery of the same job is still a no-op
-    assert consumer.lambda_handler(event(duplicate[:1], aws), lambda_context) == {"batchItemFailures": []}
-    assert len(epochs("s2")) == 1
 
 
-def test_a_poison_message_fails_alone_and_reaches_the_dlq_after_max_receives(aws, consumer, lambda_context):
-    from ctxgate_local.sqs_delivery import deliver_once
-
+def batch_with_a_poison_message(aws) -> tuple[list[dict], list[str]]:
+    """One received batch holding good compaction jobs and a poison one, and the poison message's id."""
     sqs = aws.session.client("sqs")
     fill("s3", 12)
     good = receive(aws)
@@ -96,15 +120,30 @@ def test_a_poison_message_fails_alone_and_reaches_the_dlq_after_max_receives(aws
         )
     sqs.send_message(QueueUrl=aws.physical["CompactionQueue"], MessageBody='{"tenant": "default"}')
     batch = receive(aws)
-    poison = [m["MessageId"] for m in batch if "session_id" not in m["Body"]]
-    # GIVEN one batch holding good jobs and a poison one, WHEN it is handled
+    return batch, [m["MessageId"] for m in batch if "session_id" not in m["Body"]]
+
+
+def test_a_poison_message_fails_alone(aws, consumer, lambda_context):
+    # GIVEN one batch holding good jobs and a poison one
+    batch, poison = batch_with_a_poison_message(aws)
+    # WHEN it is handled
     response = consumer.lambda_handler(event(batch, aws), lambda_context)
     # THEN exactly the poison message is reported as failed
     assert response == {"batchItemFailures": [{"itemIdentifier": poison[0]}]}
-    # and redelivered (by the local event-source mapping) until the redrive policy moves it to the DLQ
+
+
+def test_a_poison_message_reaches_the_dlq_after_max_receives(aws, consumer, lambda_context):
+    from ctxgate_local.sqs_delivery import deliver_once
+
+    # GIVEN a poison message that the consumer has just reported as failed
+    batch, _ = batch_with_a_poison_message(aws)
+    consumer.lambda_handler(event(batch, aws), lambda_context)
+    # WHEN the local event-source mapping keeps redelivering the queue
+    sqs = aws.session.client("sqs")
     function = aws.stack.functions["CompactContextFunction"]
     for _ in range(10):
         deliver_once(sqs, function, function.queues[0], aws.stack)
+    # THEN the redrive policy moved it to the DLQ, and the queue is empty
     dlq = receive(aws, "CompactionDeadLetterQueue")
     assert [m["Body"] for m in dlq] == ['{"tenant": "default"}']
     assert receive(aws) == []
@@ -126,6 +165,7 @@ def test_an_append_during_compaction_is_not_lost(aws, consumer):
 
     store.commit_compaction = commit_after_a_concurrent_append
     meta = store.get("default", "s4")
+    # WHEN the compaction runs
     engine.compactor.run(CompactionRequest(tenant="default", session_id="s4", evicted_through=meta.evicted_through))
     # THEN both the compaction and the appended turn landed, and every turn is either summarised or verbatim
     after = store.get("default", "s4")

@@ -31,22 +31,38 @@ def ask(svc: ChatService, *messages: Message, session: str = "s"):
     return svc.stateful("t", session, ChatRequest("echo", list(messages), GenerationParams()))
 
 
-def test_history_is_replayed_and_system_prompt_kept_as_metadata():
-    store = MemoryStore()
-    svc = service(store)
+def test_history_is_replayed_to_the_model():
+    svc = service(MemoryStore())
     first = ask(svc, Message(role="system", content="sys"), user("one"))
     second = ask(svc, user("two"))
     assert first.completion.message.content == "[echo] received 2 messages; last: one"
     assert second.completion.message.content == "[echo] received 4 messages; last: two"
     assert (first.turn, second.turn) == (2, 4)
+
+
+def test_each_turn_stores_the_user_message_and_the_reply():
+    store = MemoryStore()
+    svc = service(store)
+    ask(svc, Message(role="system", content="sys"), user("one"))
+    ask(svc, user("two"))
     assert [t.message.role for t in store.rows[("t", "s")]] == ["user", "assistant"] * 2
+
+
+def test_the_system_prompt_is_kept_as_session_metadata():
+    store = MemoryStore()
+    ask(service(store), Message(role="system", content="sys"), user("one"))
     assert store.meta[("t", "s")].system_prompt == "sys"
 
 
-def test_repeating_the_same_system_prompt_is_allowed_but_changing_it_is_not():
+def test_repeating_the_same_system_prompt_is_allowed():
     svc = service(MemoryStore())
     ask(svc, Message(role="system", content="sys"), user("one"))
     assert ask(svc, Message(role="system", content="sys"), user("two")).turn == 4
+
+
+def test_changing_the_system_prompt_is_refused():
+    svc = service(MemoryStore())
+    ask(svc, Message(role="system", content="sys"), user("one"))
     with pytest.raises(InvalidRequest) as caught:
         ask(svc, Message(role="system", content="other"), user("three"))
     assert caught.value.code == "system_prompt_conflict"

@@ -1,3 +1,5 @@
+"""The models file and the router's model resolution (``ctxgate.providers.registry``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +20,7 @@ def test_bundled_models_file_is_echo_only():
     assert [m.name for m in load_models(BUNDLED_MODELS_FILE).models] == ["echo"]
 
 
-def test_config_file_is_validated(tmp_path: Path):
+def test_a_valid_config_file_is_loaded_in_order(tmp_path: Path):
     good = tmp_path / "good.yaml"
     good.write_text(
         "models:\n"
@@ -27,17 +29,24 @@ def test_config_file_is_validated(tmp_path: Path):
         "  - {name: local, provider: echo, upstream_model: echo}\n"
     )
     assert [m.name for m in load_models(good).models] == ["fast", "local"]
-    for text in (
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "models: []\n",
         "models:\n  - {name: a, provider: nope, upstream_model: x}\n",
         "models:\n  - {name: a, provider: echo, upstream_model: x, fallbacks: [b]}\n",
         "models:\n  - {name: a, provider: echo, upstream_model: x, colour: red}\n",
         "models: [\n",
-    ):
-        bad = tmp_path / "bad.yaml"
-        bad.write_text(text)
-        with pytest.raises(ValueError):
-            load_models(bad)
+    ],
+    ids=["no-models", "unknown-provider", "unknown-fallback", "unknown-field", "broken-yaml"],
+)
+def test_an_invalid_config_file_is_refused(tmp_path: Path, text):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ValueError):
+        load_models(bad)
 
 
 def test_unknown_model_is_a_404():

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-ASL_FILES = sorted((Path(__file__).resolve().parents[2] / "infra" / "statemachine").glob("*.asl.json"))
+from tests.conftest import ROOT
+
+ASL_FILES = sorted((ROOT / "infra" / "statemachine").glob("*.asl.json"))
 
 
 def transitions(state: dict[str, Any]) -> list[str]:
