@@ -26,10 +26,26 @@ class MemoryStore:
         self.epoch_rows: dict[tuple[str, str], list[Epoch]] = {}
         self.shards: dict[str, RecallShard] = {}
         self.conflicts_to_inject = 0
+        self.leases: dict[tuple[str, str], tuple[str, float]] = {}
+        self.acquisitions = 0
         self.lock = threading.Lock()
 
     def get(self, tenant, session_id):
         return self.meta.get((tenant, session_id))
+
+    def try_acquire(self, tenant, session_id, holder, *, now, until):
+        with self.lock:
+            current = self.leases.get((tenant, session_id))
+            if current is not None and current[0] != holder and current[1] >= now:
+                return False
+            self.leases[(tenant, session_id)] = (holder, until)
+            self.acquisitions += 1
+            return True
+
+    def release(self, tenant, session_id, holder):
+        with self.lock:
+            if self.leases.get((tenant, session_id), (None,))[0] == holder:
+                del self.leases[(tenant, session_id)]
 
     def turns(self, tenant, session_id, *, after=0, limit=None):
         rows = [t for t in self.rows.get((tenant, session_id), []) if t.seq > after]

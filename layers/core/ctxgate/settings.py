@@ -59,6 +59,7 @@ class Settings:
     jwt_tenant_claim: str
     sweep_interval_seconds: int
     run_retention_seconds: int
+    idempotency_table_name: str
     expiry_shards: int
     orphan_grace_seconds: int
     tool_function_arns: list[str]
@@ -97,6 +98,7 @@ class Settings:
             runs_queue_url=os.environ.get("CTXGATE_RUNS_QUEUE_URL", "").strip(),
             state_machine_arn=os.environ.get("CTXGATE_STATE_MACHINE_ARN", "").strip(),
             expiry_shards=_int("CTXGATE_EXPIRY_SHARDS", 16),
+            idempotency_table_name=os.environ.get("CTXGATE_IDEMPOTENCY_TABLE_NAME", "ctxgate-idempotency"),
             run_retention_seconds=_int("CTXGATE_RUN_RETENTION_SECONDS", 30 * 24 * 3600),
             sweep_interval_seconds=_int("CTXGATE_SWEEP_INTERVAL_SECONDS", 900),
             orphan_grace_seconds=_int("CTXGATE_ORPHAN_GRACE_SECONDS", 3600),

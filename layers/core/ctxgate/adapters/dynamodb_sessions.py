@@ -4,6 +4,7 @@ Single-table layout, everything namespaced by tenant::
 
     pk = "T#{tenant}#S#{session}"   sk = "META"              session metadata; ``last_seq`` versions appends
     pk = "T#{tenant}#S#{session}"   sk = "TURN#{seq:010d}"   one turn; the message as JSON, or ``body_key`` into S3
+    pk = "T#{tenant}#S#{session}"   sk = "LEASE"             who is serving the session's current turn, until when
 
 A session expires whole. Only META carries ``expires_at`` (moved forward by every append, in the same write),
 and no item has a DynamoDB TTL of its own, so nothing of a live session ever disappears piecemeal. META also
@@ -37,6 +38,8 @@ META = "META"
 TURN_PREFIX = "TURN#"
 PIN_PREFIX = "PIN#"
 EPOCH_PREFIX = "EPOCH#"
+LEASE = "LEASE"
+LEASE_PURGE_AFTER_SECONDS = 24 * 3600
 EXPIRY_INDEX = "expiry"
 DEFAULT_EXPIRY_SHARDS = 16
 
@@ -253,6 +256,48 @@ class DynamoSessionStore:
                 result = self.ddb.batch_write_item(RequestItems={self.table: requests})
                 requests = result.get("UnprocessedItems", {}).get(self.table, [])
         return True
+
+    # -- single-flight turns ------------------------------------------------------------------------------------
+
+    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": LEASE}},
+                UpdateExpression="SET holder = :holder, lease_until = :until, purge_at = :purge",
+                ConditionExpression="attribute_not_exists(holder) OR lease_until < :now OR holder = :holder",
+                ExpressionAttributeValues={
+                    ":holder": {"S": holder},
+                    ":until": {"N": repr(until)},
+                    ":now": {"N": repr(now)},
+                    # A lease whose holder died is reclaimed by the next turn; one nobody reclaims is removed by
+                    # the table's TTL on purge_at, which no other item carries.
+                    ":purge": {"N": str(int(until) + LEASE_PURGE_AFTER_SECONDS)},
+                },
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def release(self, tenant: str, session_id: str, holder: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.ddb.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": LEASE}},
+                ConditionExpression="holder = :holder",
+                ExpressionAttributeValues={":holder": {"S": holder}},
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+
+    # -- lifetime ----------------------------------------------------------------------------------------------
 
     def expired(self, now: float, *, limit: int = 100) -> list[tuple[str, str]]:
         """(tenant, session id) of up to ``limit`` sessions whose META expired before ``now``, from the expiry index."""

@@ -54,6 +54,19 @@ class SessionStore(Protocol):
         ...
 
 
+class SessionLeases(Protocol):
+    """One turn at a time per session: a lease with a holder and an expiry, so a holder that dies frees it."""
+
+    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> bool:
+        """Take the session's lease for ``holder`` until ``until`` if it is free, expired, or already ``holder``'s.
+        Returns whether ``holder`` holds it now. Conditional: two holders can never both succeed."""
+        ...
+
+    def release(self, tenant: str, session_id: str, holder: str) -> None:
+        """Free the lease if ``holder`` still holds it (an expired lease someone else took is left alone)."""
+        ...
+
+
 class BlobStore(Protocol):
     def put(self, key: str, data: bytes, *, tagging: str | None = None) -> None:
         """Store ``data``; ``tagging`` (``k=v&...``) lets lifecycle rules find the object."""
