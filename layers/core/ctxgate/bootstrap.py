@@ -125,7 +125,8 @@ def build_agent(settings: Settings, chat: ChatService) -> AgentService:
     from ctxgate.adapters.sqs_runs import SqsRunQueue
     from ctxgate.adapters.stepfunctions_runs import StepFunctionsExecutions
     from ctxgate.adapters.tool_runners import tool_runner
-    from ctxgate.agent.service import AgentService, RunLimits
+    from ctxgate.agent.models import RunLimits
+    from ctxgate.agent.service import AgentService
 
     return AgentService(
         DynamoRunStore(settings.runs_table_name, retention_seconds=settings.run_retention_seconds),

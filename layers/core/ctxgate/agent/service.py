@@ -10,17 +10,17 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ctxgate.agent.failures import lambda_error_message, public_failure
 from ctxgate.agent.models import (
-    MAX_DEADLINE_CEILING_SECONDS,
-    MAX_STEPS_CEILING,
     MAX_TOOL_CALLS_PER_STEP,
     TERMINAL,
+    BudgetCheck,
     PendingCall,
     Run,
+    RunLimits,
+    RunReport,
     RunRequest,
     Step,
 )
@@ -36,41 +36,9 @@ from ctxgate.agent.ports import (
 from ctxgate.agent.tools import idempotency_key, parse_arguments
 from ctxgate.chat.models import ChatRequest
 from ctxgate.chat.service import ChatService
-from ctxgate.context.models import CompactionRequest
 from ctxgate.errors import InvalidRequest, NotFound
 from ctxgate.messages import GenerationParams, Message, Usage
 from ctxgate.sessions.models import validate_session_id
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """A run and the steps it has taken so far."""
-
-    run: Run
-    steps: list[Step]
-
-
-@dataclass(frozen=True)
-class BudgetCheck:
-    """Whether a run must stop (steps, tokens or deadline used up), and the compaction its session needs first."""
-
-    over_budget: bool
-    compaction: CompactionRequest | None
-
-
-@dataclass(frozen=True)
-class RunLimits:
-    """The operator's limits on a run (``CTXGATE_MAX_RUN_STEPS``, ``CTXGATE_MAX_RUN_DEADLINE_SECONDS``); a run
-    without a deadline gets the longest one allowed."""
-
-    max_steps: int = 25
-    max_deadline_seconds: int = 900
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_steps <= MAX_STEPS_CEILING:
-            raise ValueError(f"the run step limit must be between 1 and {MAX_STEPS_CEILING}")
-        if not 1 <= self.max_deadline_seconds <= MAX_DEADLINE_CEILING_SECONDS:
-            raise ValueError(f"the run deadline limit must be between 1 and {MAX_DEADLINE_CEILING_SECONDS} seconds")
 
 
 class AgentService:
