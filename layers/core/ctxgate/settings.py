@@ -52,6 +52,8 @@ class Settings:
     state_machine_arn: str
     tool_allowed_hosts: list[str]
     jwt_tenant_claim: str
+    keys_table_name: str
+    auth_cache_ttl_seconds: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,6 +84,8 @@ class Settings:
             runs_queue_url=os.environ.get("CTXGATE_RUNS_QUEUE_URL", "").strip(),
             state_machine_arn=os.environ.get("CTXGATE_STATE_MACHINE_ARN", "").strip(),
             jwt_tenant_claim=os.environ.get("CTXGATE_JWT_TENANT_CLAIM", "").strip() or "tenant",
+            keys_table_name=os.environ.get("CTXGATE_KEYS_TABLE_NAME", "ctxgate-keys"),
+            auth_cache_ttl_seconds=_int("CTXGATE_AUTH_CACHE_TTL_SECONDS", 60),
             tool_allowed_hosts=[
                 h.strip() for h in os.environ.get("CTXGATE_TOOL_ALLOWED_HOSTS", "").split(",") if h.strip()
             ],
