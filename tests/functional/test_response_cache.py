@@ -12,7 +12,7 @@ from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
 from ctxgate.settings import get_settings
 
-from tests.conftest import load_event, load_function
+from tests.conftest import load_event, load_function, sample_run
 
 DETERMINISTIC = GenerationParams(temperature=0)
 
@@ -166,6 +166,7 @@ def test_headers_and_a_stateful_hit_still_appends_the_turn(aws, lambda_context):
 def test_cache_lookup_handler_with_its_sample_event(aws, lambda_context):
     handler = load_function("cache_lookup")
     event = json.loads(load_event.__globals__["EVENTS"].joinpath("cache_lookup.json").read_text())
+    sample_run(event["tenant"], event["run_id"])
     assert handler.lambda_handler(event, lambda_context)["status"] == "miss"
     cache = chat_service().cache
     messages = [Message.model_validate(m) for m in event["messages"]]
@@ -186,4 +187,4 @@ def test_cache_lookup_handler_with_its_sample_event(aws, lambda_context):
     result = handler.lambda_handler(paraphrased, lambda_context)
     assert result["status"] == "hit-semantic" and result["similarity"] >= 0.75
     with pytest.raises(InvalidRequest):
-        handler.lambda_handler({"model": "echo"}, lambda_context)  # neither messages nor a session: raise, never 200
+        handler.lambda_handler({"model": "echo"}, lambda_context)  # no tenant and no run: raise, never 200
