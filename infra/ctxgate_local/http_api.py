@@ -1,5 +1,6 @@
 """An emulated API Gateway HTTP API: each HTTP request becomes a payload-format-2.0 event for the function whose
-``HttpApi`` event in template.yaml matches the route, exactly as API Gateway would route it."""
+``HttpApi`` event in template.yaml matches the route, exactly as API Gateway would route it, after the route's
+Lambda authorizer (``ctxgate_local.authorizers``) allowed it."""
 
 from __future__ import annotations
 
@@ -9,20 +10,26 @@ import re
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ctxgate_local.handlers import invoke
 from ctxgate_local.template import ACCOUNT, Function
 
+if TYPE_CHECKING:
+    from ctxgate_local.authorizers import LambdaAuthorizer
+
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's own limit
 
 
 class Route:
-    def __init__(self, method: str, template: str, function: Function) -> None:
+    def __init__(
+        self, method: str, template: str, function: Function, authorizer: LambdaAuthorizer | None = None
+    ) -> None:
         self.method = method
         self.template = template
         self.function = function
+        self.authorizer = authorizer
         pattern = re.sub(r"\\\{([A-Za-z0-9_]+)\\\+\\\}", r"(?P<\1>.+)", re.escape(template))
         pattern = re.sub(r"\\\{([A-Za-z0-9_]+)\\\}", r"(?P<\1>[^/]+)", pattern)
         self.regex = re.compile(f"^{pattern}$")
@@ -34,8 +41,10 @@ class Route:
         return found.groupdict() if found else None
 
 
-def build_routes(functions: dict[str, Function]) -> list[Route]:
-    routes = [Route(m, p, f) for f in functions.values() for m, p in f.routes]
+def build_routes(
+    functions: dict[str, Function], authorizers: dict[tuple[str, str], LambdaAuthorizer | None] | None = None
+) -> list[Route]:
+    routes = [Route(m, p, f, (authorizers or {}).get((m, p))) for f in functions.values() for m, p in f.routes]
     # API Gateway prefers the most specific route: literal paths before parameters before greedy ones.
     routes.sort(key=lambda r: ("+}" in r.template, r.template.count("{"), -len(r.template)))
     return routes
@@ -98,8 +107,13 @@ def from_result(result: Any) -> tuple[int, dict[str, str], bytes]:
     return int(result["statusCode"]), headers, data
 
 
-def make_server(host: str, port: int, functions: dict[str, Function]) -> ThreadingHTTPServer:
-    routes = build_routes(functions)
+def make_server(
+    host: str,
+    port: int,
+    functions: dict[str, Function],
+    authorizers: dict[tuple[str, str], LambdaAuthorizer | None] | None = None,
+) -> ThreadingHTTPServer:
+    routes = build_routes(functions, authorizers)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -138,6 +152,10 @@ def make_server(host: str, port: int, functions: dict[str, Function]) -> Threadi
                 return
             event = to_event(self.command, self.path, headers, body, route, params)
             try:
+                refusal = route.authorizer.authorize(event) if route.authorizer is not None else None
+                if refusal is not None:
+                    self._send(*refusal)
+                    return
                 status, out_headers, data = from_result(invoke(route.function, event))
             except Exception:  # what API Gateway answers when the integration fails
                 self._send(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')

@@ -1,6 +1,7 @@
-"""The ``ctxgate`` command: ``ctxgate local`` (the local gateway) and ``ctxgate bench ...`` (benchmarks).
+"""The ``ctxgate`` command: ``ctxgate local`` (the local gateway), ``ctxgate keys ...`` (API keys) and
+``ctxgate bench ...`` (benchmarks).
 
-Both front-ends import their implementation lazily; neither is used inside Lambda.
+The front-ends import their implementation lazily; none is used inside Lambda.
 """
 
 from __future__ import annotations
@@ -23,7 +24,24 @@ def _local(args: argparse.Namespace) -> int:
             print(f"ctxgate local: --parameter takes Key=Value, not {item!r}", file=sys.stderr)
             return 2
         overrides[key] = value
-    runtime = start(port=args.port, host=args.host, config=args.config, parameters=overrides)
+    api_keys = []
+    for item in args.api_key:
+        key, _, tenant = item.partition(":")
+        if not 8 <= len(key) <= 256 or not key.isprintable() or " " in key:
+            print(
+                "ctxgate local: --api-key takes KEY[:TENANT], a key of 8 to 256 printable characters", file=sys.stderr
+            )
+            return 2
+        api_keys.append((key, tenant or "local"))
+    runtime = start(
+        port=args.port,
+        host=args.host,
+        config=args.config,
+        parameters=overrides,
+        moto_port=args.aws_port,
+        api_keys=api_keys,
+    )
+    from ctxgate.auth.keys import key_id_of
     from ctxgate.bootstrap import model_router
 
     try:
@@ -34,7 +52,10 @@ def _local(args: argparse.Namespace) -> int:
         return 2
     print(f"ctxgate local gateway: {runtime.base_url}", flush=True)
     print(f"models: {', '.join(models)}", flush=True)
-    print(f"aws endpoint (moto): {runtime.aws_endpoint}", flush=True)
+    print(f"aws endpoint: {runtime.aws_endpoint}", flush=True)
+    print(f"api key (tenant local): {runtime.dev_key}", flush=True)
+    for key, tenant in api_keys:
+        print(f"registered key for tenant {tenant}: {key_id_of(key)}", flush=True)
     print("Ctrl-C stops it.", flush=True)
     try:
         runtime.serve_forever()
@@ -65,7 +86,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a template parameter, e.g. ToolAllowedHosts=127.0.0.1 (repeatable)",
     )
+    local.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY[:TENANT]",
+        help="also accept this key, for TENANT (default: local); repeatable",
+    )
+    local.add_argument("--aws-port", type=int, default=None, help="port of the local AWS endpoint (default: free)")
     local.set_defaults(func=_local)
+    from ctxgate.keys_cli import add_parser as add_keys_parser
+
+    add_keys_parser(commands)
     bench = commands.add_parser("bench", help="benchmarks that print measured figures")
     kinds = bench.add_subparsers(dest="bench", required=True)
     cold = kinds.add_parser("coldstart", help="import-and-init time of every handler vs a bare `import boto3`")
