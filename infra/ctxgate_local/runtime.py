@@ -120,10 +120,15 @@ def start(
     from ctxgate_local.sqs_delivery import QueuePollers
 
     runtime = LocalRuntime(stack=stack, aws_endpoint=endpoint, moto_server=moto)
-    runtime.dev_key = key_service().create("local", name="development key (ctxgate local)").secret
-    for key, tenant in api_keys or []:
-        key_service().create(tenant, name="registered with --api-key", secret=key)
-    runtime.http_server = make_server(host, port, stack.functions, route_authorizers(stack))
+    try:  # a JWT-mode template or a bad --api-key must not leave moto's server running
+        authorizers = route_authorizers(stack)
+        runtime.dev_key = key_service().create("local", name="development key (ctxgate local)").secret
+        for key, tenant in api_keys or []:
+            key_service().create(tenant, name="registered with --api-key", secret=key)
+    except Exception:
+        moto.stop()
+        raise
+    runtime.http_server = make_server(host, port, stack.functions, authorizers)
     runtime.pollers = QueuePollers(stack, boto3.session.Session(region_name=REGION))
     runtime.pollers.start()
     return runtime

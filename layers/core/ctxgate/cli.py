@@ -24,23 +24,24 @@ def _local(args: argparse.Namespace) -> int:
             print(f"ctxgate local: --parameter takes Key=Value, not {item!r}", file=sys.stderr)
             return 2
         overrides[key] = value
-    api_keys = []
-    for item in args.api_key:
-        key, _, tenant = item.partition(":")
-        if not 8 <= len(key) <= 256 or not key.isprintable() or " " in key:
-            print(
-                "ctxgate local: --api-key takes KEY[:TENANT], a key of 8 to 256 printable characters", file=sys.stderr
-            )
-            return 2
-        api_keys.append((key, tenant or "local"))
-    runtime = start(
-        port=args.port,
-        host=args.host,
-        config=args.config,
-        parameters=overrides,
-        moto_port=args.aws_port,
-        api_keys=api_keys,
-    )
+    from ctxgate.errors import CtxgateError
+
+    api_keys = [(key, tenant or "local") for key, _, tenant in (item.partition(":") for item in args.api_key)]
+    try:
+        runtime = start(
+            port=args.port,
+            host=args.host,
+            config=args.config,
+            parameters=overrides,
+            moto_port=args.aws_port,
+            api_keys=api_keys,
+        )
+    except CtxgateError as error:  # a malformed --api-key or tenant
+        print(f"ctxgate local: --api-key: {error.message}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # e.g. AuthMode=jwt, which is not emulated
+        print(f"ctxgate local: {error}", file=sys.stderr)
+        return 2
     from ctxgate.auth.keys import key_id_of
     from ctxgate.bootstrap import model_router
 
