@@ -41,7 +41,9 @@ WARMUP_REQUESTS = 20
 IDLE_SECONDS = 3.0
 STARTUP_SECONDS = 90.0
 PROMPT = [{"role": "user", "content": "Say hello."}]
-HEADERS = {"cache-control": "no-cache, no-store"}
+BENCH_KEY = "ctg_overhead-benchmark-key"
+# The key is registered with `ctxgate local --api-key`: requests are authenticated as deployed (the authorizer runs).
+HEADERS = {"cache-control": "no-cache, no-store", "authorization": f"Bearer {BENCH_KEY}"}
 
 
 def _free_port() -> int:
@@ -100,7 +102,10 @@ def local_gateway(upstream_url: str) -> Iterator[tuple[str, int]]:
         config = Path(directory) / "models.yaml"
         model = {"name": MODEL, "provider": "openai", "upstream_model": UPSTREAM_MODEL, "base_url": upstream_url}
         config.write_text(yaml.safe_dump({"models": [model]}))
-        command = [sys.executable, "-m", "ctxgate.cli", "local", "--port", str(_free_port()), "--config", str(config)]
+        command = [
+            *(sys.executable, "-m", "ctxgate.cli", "local", "--port", str(_free_port()), "--config", str(config)),
+            *("--api-key", f"{BENCH_KEY}:bench"),
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # it runs its own moto
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True

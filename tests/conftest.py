@@ -116,8 +116,16 @@ def load_function(name: str) -> ModuleType:
 
 
 def load_event(name: str, **changes: Any) -> dict[str, Any]:
-    """A sample event from ``events/``; ``body``/``headers`` changes replace or merge into it."""
+    """A sample event from ``events/``; ``body``/``headers`` changes replace or merge into it. The samples carry
+    the Lambda authorizer's context for tenant ``default``; ``tenant="b"`` makes it tenant b's, ``tenant=None``
+    removes the authorizer context altogether."""
     event = copy.deepcopy(json.loads((EVENTS / name).read_text()))
+    if "tenant" in changes:
+        tenant = changes.pop("tenant")
+        if tenant is None:
+            event["requestContext"].pop("authorizer", None)
+        else:
+            event["requestContext"]["authorizer"] = {"lambda": {"tenant": tenant, "key_id": f"key_of_{tenant}"}}
     if "body" in changes:
         body = changes.pop("body")
         event["body"] = body if isinstance(body, str) or body is None else json.dumps(body)
@@ -126,6 +134,28 @@ def load_event(name: str, **changes: Any) -> dict[str, Any]:
         event["headers"] = {**event["headers"], **changes.pop("headers")}
     event.update(changes)
     return event
+
+
+def sample_run(tenant: str, run_id: str) -> Any:
+    """Store a queued run of the echo model for ``tenant``, as ``POST /v1/runs`` would, and return it."""
+    from ctxgate.agent.models import Run
+    from ctxgate.bootstrap import agent_service
+    from ctxgate.messages import Message
+
+    run = Run(
+        id=run_id,
+        tenant=tenant,
+        status="queued",
+        model="echo",
+        session_id=f"run-{run_id}",
+        tools=[],
+        input=[Message(role="user", content="How can I open a savings account?")],
+        max_steps=4,
+        created_at=0,
+        updated_at=0,
+    )
+    agent_service().runs.create(run)
+    return run
 
 
 @pytest.fixture

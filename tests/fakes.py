@@ -170,3 +170,33 @@ def chat_service(
         conflict_deadline=conflict_deadline,
         sleep=lambda s: None,
     )
+
+
+class MemoryKeyStore:
+    """A KeyStore in a dict, with the DynamoDB adapter's rules (ids are unique; revoking is idempotent)."""
+
+    def __init__(self) -> None:
+        from ctxgate.auth.keys import ApiKey
+
+        self.keys: dict[str, ApiKey] = {}
+
+    def create(self, key):  # type: ignore[no-untyped-def]
+        from ctxgate.auth.ports import KeyExists
+
+        if key.id in self.keys:
+            raise KeyExists(key.id)
+        self.keys[key.id] = key
+
+    def get(self, key_id):  # type: ignore[no-untyped-def]
+        return self.keys.get(key_id)
+
+    def list(self, tenant=None):  # type: ignore[no-untyped-def]
+        return sorted((k for k in self.keys.values() if tenant in (None, k.tenant)), key=lambda k: (k.created_at, k.id))
+
+    def revoke(self, key_id):  # type: ignore[no-untyped-def]
+        import dataclasses
+
+        if key_id not in self.keys:
+            return None
+        self.keys[key_id] = dataclasses.replace(self.keys[key_id], revoked=True)
+        return self.keys[key_id]

@@ -1,6 +1,7 @@
 """HTTP API handler: the gateway's routes, one Powertools ``Router`` per resource (``ctxgate.api.routes``).
 
-Every route checks the body size first (a middleware); domain errors become OpenAI-style 4xx bodies, anything
+Every route but /healthz and /openapi.json needs the authorizer's identity, and every route checks the body size,
+before anything else (middlewares); domain errors become OpenAI-style 4xx bodies, anything
 else a 500 that reveals nothing of it.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from ctxgate.api.authentication import require_caller
 from ctxgate.api.limits import limit_body_size
 from ctxgate.api.responses import client_error, json_response, server_error
 from ctxgate.api.routes import chat, models, runs, sessions
@@ -19,7 +21,7 @@ from ctxgate.errors import CtxgateError, NotFound
 
 logger = Logger()
 app = APIGatewayHttpResolver()
-app.use(middlewares=[limit_body_size])
+app.use(middlewares=[require_caller, limit_body_size])
 for resource in (chat, sessions, runs, models):
     app.include_router(resource.router)
 app.exception_handler(CtxgateError)(client_error)

@@ -1,6 +1,7 @@
-"""Context assembly as a Lambda task (for the agent state machine): the plan a session's next request would use.
+"""Context assembly as a Lambda task (for the agent state machine): the plan a run's next request would use.
 
-Input ``{"tenant"?, "session_id", "message", "model"?}``; output the inspection view of the plan. Errors raise,
+Input ``{"tenant", "run_id", "message"?}``; the run is loaded first (its tenant, session and model come from the
+record; another tenant's run is not found). Output the inspection view of the plan. Errors raise,
 so Step Functions' Retry and Catch see them.
 """
 

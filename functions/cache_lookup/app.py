@@ -1,8 +1,9 @@
 """Cache lookup as a Lambda task (for the agent state machine).
 
-Input ``{"tenant"?, "model", "messages"?, "session_id"?, "message"?, "params"?, "cache_control"?, "opt_in"?,
-"threshold"?}``: either explicit ``messages``, or a session whose next request (with ``message``) is assembled
-first, exactly as the chat path would. Output ``{"status", "similarity", "reason", "completion", "usage"}``.
+Input ``{"tenant", "run_id", "messages"?, "message"?, "params"?, "cache_control"?, "opt_in"?, "threshold"?}``:
+the run is loaded first (its tenant, model and session come from the record; another tenant's run is not found),
+then either explicit ``messages`` are looked up, or the run's session's next request (with ``message``) is
+assembled first, exactly as the chat path would. Output ``{"status", "similarity", "reason", "completion", "usage"}``.
 Errors raise, so Step Functions' Retry and Catch see them.
 """
 

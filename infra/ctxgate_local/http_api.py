@@ -1,5 +1,6 @@
 """An emulated API Gateway HTTP API: each HTTP request becomes a payload-format-2.0 event for the function whose
-``HttpApi`` event in template.yaml matches the route, exactly as API Gateway would route it."""
+``HttpApi`` event in template.yaml matches the route, exactly as API Gateway would route it, after the route's
+Lambda authorizer (``ctxgate_local.authorizers``) allowed it."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from ctxgate_local.handlers import invoke
 from ctxgate_local.template import ACCOUNT, Function
+
+if TYPE_CHECKING:
+    from ctxgate_local.authorizers import LambdaAuthorizer
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's own limit
 FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
@@ -23,10 +27,13 @@ JSON_HEADERS = {"content-type": "application/json"}
 
 
 class Route:
-    def __init__(self, method: str, template: str, function: Function) -> None:
+    def __init__(
+        self, method: str, template: str, function: Function, authorizer: LambdaAuthorizer | None = None
+    ) -> None:
         self.method = method
         self.template = template
         self.function = function
+        self.authorizer = authorizer
         pattern = re.sub(r"\\\{([A-Za-z0-9_]+)\\\+\\\}", r"(?P<\1>.+)", re.escape(template))
         pattern = re.sub(r"\\\{([A-Za-z0-9_]+)\\\}", r"(?P<\1>[^/]+)", pattern)
         self.regex = re.compile(f"^{pattern}$")
@@ -38,8 +45,10 @@ class Route:
         return found.groupdict() if found else None
 
 
-def build_routes(functions: dict[str, Function]) -> list[Route]:
-    routes = [Route(m, p, f) for f in functions.values() for m, p in f.routes]
+def build_routes(
+    functions: dict[str, Function], authorizers: dict[tuple[str, str], LambdaAuthorizer | None] | None = None
+) -> list[Route]:
+    routes = [Route(m, p, f, (authorizers or {}).get((m, p))) for f in functions.values() for m, p in f.routes]
     # API Gateway prefers the most specific route: literal paths before parameters before greedy ones.
     routes.sort(key=lambda r: ("+}" in r.template, r.template.count("{"), -len(r.template)))
     return routes
@@ -136,8 +145,13 @@ def write_response(out: BinaryWriter, response: LocalResponse, server_headers: d
     out.write(b"0\r\n\r\n")
 
 
-def make_server(host: str, port: int, functions: dict[str, Function]) -> ThreadingHTTPServer:
-    routes = build_routes(functions)
+def make_server(
+    host: str,
+    port: int,
+    functions: dict[str, Function],
+    authorizers: dict[tuple[str, str], LambdaAuthorizer | None] | None = None,
+) -> ThreadingHTTPServer:
+    routes = build_routes(functions, authorizers)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -177,6 +191,10 @@ def make_server(host: str, port: int, functions: dict[str, Function]) -> Threadi
                 return
             event = to_event(self.command, self.path, headers, body, route, params)
             try:
+                refusal = route.authorizer.authorize(event) if route.authorizer is not None else None
+                if refusal is not None:
+                    self._send(LocalResponse(*refusal))
+                    return
                 response = from_result(invoke(route.function, event))
             except Exception:  # what API Gateway answers when the integration fails
                 self._send(LocalResponse(500, JSON_HEADERS, b'{"message":"Internal Server Error"}'))

@@ -44,6 +44,8 @@ class LocalRuntime:
     moto_server: Any
     http_server: Any = None
     pollers: Any = None
+    dev_key: str = ""
+    """A key for tenant ``local``, created at start (shown once, like any key)."""
 
     @property
     def base_url(self) -> str:
@@ -70,8 +72,12 @@ def start(
     template: Path | None = None,
     moto_port: int | None = None,
     parameters: dict[str, str] | None = None,
+    api_keys: list[tuple[str, str]] | None = None,
 ) -> LocalRuntime:
-    """Start moto, provision the template's resources, and bind the HTTP API (not yet serving)."""
+    """Start moto, provision the template's resources, and bind the HTTP API (not yet serving).
+
+    The keys table gets a fresh development key for tenant ``local`` (``runtime.dev_key``) and each of ``api_keys``
+    (``(key, tenant)`` pairs), so scripts and tests can use fixed keys."""
     import logging
 
     from moto.server import ThreadedMotoServer
@@ -110,11 +116,22 @@ def start(
 
     get_settings.cache_clear()
     reset_clients()
+    from ctxgate.bootstrap import key_service
+
+    from ctxgate_local.authorizers import route_authorizers
     from ctxgate_local.http_api import make_server
     from ctxgate_local.sqs_delivery import QueuePollers
 
     runtime = LocalRuntime(stack=stack, aws_endpoint=endpoint, moto_server=moto)
-    runtime.http_server = make_server(host, port, stack.functions)
+    try:  # a JWT-mode template or a bad --api-key must not leave moto's server running
+        authorizers = route_authorizers(stack)
+        runtime.dev_key = key_service().create("local", name="development key (ctxgate local)").secret
+        for key, tenant in api_keys or []:
+            key_service().create(tenant, name="registered with --api-key", secret=key)
+    except Exception:
+        moto.stop()
+        raise
+    runtime.http_server = make_server(host, port, stack.functions, authorizers)
     runtime.pollers = QueuePollers(stack, boto3.session.Session(region_name=REGION))
     runtime.pollers.start()
     return runtime

@@ -1,7 +1,8 @@
 """Read template.yaml and create its stateful resources in moto, so local runs cannot drift from the template.
 
 Intrinsics are resolved just enough for local use: ``Ref`` (parameters, pseudo parameters, resources),
-``Fn::GetAtt`` (``Arn``, ``QueueUrl``, ``QueueName``, ``Name``), ``Fn::Sub`` and ``Fn::Join``.
+``Fn::GetAtt`` (``Arn``, ``QueueUrl``, ``QueueName``, ``Name``), ``Fn::Sub``, ``Fn::Join``, and the conditions
+(``Fn::If``, ``Fn::Equals``, ``Fn::Not``, ``Condition``).
 """
 
 from __future__ import annotations
@@ -101,7 +102,20 @@ class LocalStack:
                 return self._sub(arg)
             if key == "Fn::Join":
                 return arg[0].join(str(self.resolve(v)) for v in arg[1])
+            if key == "Fn::If":
+                name, if_true, if_false = arg
+                return self.resolve(if_true if self.condition(name) else if_false)
+            if key == "Fn::Equals":
+                return self.resolve(arg[0]) == self.resolve(arg[1])
+            if key == "Fn::Not":
+                return not self.resolve(arg[0])
+            if key == "Condition":
+                return self.condition(arg)
         return {k: self.resolve(v) for k, v in value.items()}
+
+    def condition(self, name: str) -> bool:
+        """The value of one of the template's ``Conditions`` under the stack's parameters."""
+        return bool(self.resolve(self.template.get("Conditions", {})[name]))
 
     def _ref(self, name: str) -> Any:
         if name in PSEUDO:

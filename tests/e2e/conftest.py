@@ -25,7 +25,14 @@ class LocalGateway:
     process: subprocess.Popen
     base_url: str
     aws_endpoint: str
+    api_key: str
+    """The development key for tenant ``local`` that ``ctxgate local`` printed."""
     output: list[str]
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """Headers that authenticate as tenant ``local`` (what the openai SDK sends for ``api_key``)."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def aws(self, service: str):
         """A boto3 client of the gateway's moto server."""
@@ -60,9 +67,9 @@ def start_gateway(*args: str, timeout: float = 60.0) -> LocalGateway:
             lines.put(line)
 
     threading.Thread(target=pump, daemon=True).start()
-    base_url = aws_endpoint = ""
+    base_url = aws_endpoint = api_key = ""
     deadline = time.monotonic() + timeout
-    while not (base_url and aws_endpoint):
+    while not (base_url and aws_endpoint and api_key):
         try:
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
         except queue.Empty:
@@ -70,9 +77,11 @@ def start_gateway(*args: str, timeout: float = 60.0) -> LocalGateway:
             raise RuntimeError("ctxgate local did not start:\n" + "".join(output)) from None
         if line.startswith("ctxgate local gateway:"):
             base_url = line.split(": ", 1)[1].strip()
-        elif line.startswith("aws endpoint (moto):"):
+        elif line.startswith("aws endpoint:"):
             aws_endpoint = line.split(": ", 1)[1].strip()
-    return LocalGateway(process, base_url, aws_endpoint, output)
+        elif line.startswith("api key (tenant local):"):
+            api_key = line.split(": ", 1)[1].strip()
+    return LocalGateway(process, base_url, aws_endpoint, api_key, output)
 
 
 def stop_gateway(gateway: LocalGateway) -> int:

@@ -41,11 +41,14 @@ def test_a_run_with_a_webhook_tool_succeeds_in_ctxgate_local(tmp_path):
             ],
             "max_steps": 4,
         }
-        created = httpx.post(f"{base}/runs", json=body, timeout=30)
+        created = httpx.post(f"{base}/runs", json=body, headers=gateway.auth, timeout=30)
         assert created.status_code == 202 and created.json()["status"] == "queued"
         run_id = created.json()["id"]
         deadline = time.monotonic() + 60
-        while (run := httpx.get(f"{base}/runs/{run_id}", timeout=30).json())["status"] in ("queued", "running"):
+        while (run := httpx.get(f"{base}/runs/{run_id}", headers=gateway.auth, timeout=30).json())["status"] in (
+            "queued",
+            "running",
+        ):
             assert time.monotonic() < deadline, run
             time.sleep(0.2)
         assert run["status"] == "succeeded", json.dumps(run)
@@ -56,9 +59,9 @@ def test_a_run_with_a_webhook_tool_succeeds_in_ctxgate_local(tmp_path):
             ("model", None),
         ]
         assert tools.requests["/orders"] == [{"order": 1042}]
-        bad = httpx.post(f"{base}/runs", json={"model": "agent", "input": []}, timeout=30)
+        bad = httpx.post(f"{base}/runs", json={"model": "agent", "input": []}, headers=gateway.auth, timeout=30)
         assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
-        assert httpx.get(f"{base}/runs/run_missing", timeout=30).status_code == 404
+        assert httpx.get(f"{base}/runs/run_missing", headers=gateway.auth, timeout=30).status_code == 404
     finally:
         stop_gateway(gateway)
         upstream.server.shutdown()

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 
 def client(gateway: LocalGateway) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.base_url, api_key="not-needed-locally", max_retries=0)
+    return openai.OpenAI(base_url=gateway.base_url, api_key=gateway.api_key, max_retries=0)
 
 
 def test_three_turn_session_sends_only_new_messages(gateway):
@@ -33,7 +33,7 @@ def test_three_turn_session_sends_only_new_messages(gateway):
         assert completion.choices[0].message.content == f"[echo] received {expected_count} messages; last: {last}"
         assert raw.headers["x-session-id"] == session and raw.headers["x-ctxgate-turn"] == expected_turn
         assert completion.usage is not None and completion.usage.prompt_tokens > 0
-    stored = httpx.get(f"{gateway.base_url}/sessions/{session}").json()
+    stored = httpx.get(f"{gateway.base_url}/sessions/{session}", headers=gateway.auth).json()
     assert [t["role"] for t in stored["turns"]] == ["user", "assistant"] * 3
     assert stored["system_prompt"] == "You are a concise travel agent."
     assert [t["turn"] for t in stored["turns"]] == [1, 2, 3, 4, 5, 6]
@@ -66,7 +66,7 @@ def test_streaming_with_the_sdk(gateway):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "[echo] received 1 messages; last: " + "stream this please " * 10
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
-    assert httpx.get(f"{gateway.base_url}/sessions/{session}").json()["turn_count"] == 2
+    assert httpx.get(f"{gateway.base_url}/sessions/{session}", headers=gateway.auth).json()["turn_count"] == 2
 
 
 def test_models_are_listed(gateway):
@@ -77,7 +77,7 @@ def raw_post(gateway: LocalGateway, content: bytes, headers: dict[str, str] | No
     return httpx.post(
         f"{gateway.base_url}/chat/completions",
         content=content,
-        headers={"content-type": "application/json", **(headers or {})},
+        headers={"content-type": "application/json", **gateway.auth, **(headers or {})},
         timeout=30,
     )
 
@@ -110,7 +110,7 @@ def test_bad_input_is_a_4xx_with_an_error_body_and_nothing_is_stored(gateway, ca
     error = response.json()["error"]
     assert error["message"] and error["type"] == "invalid_request_error" and error["code"]
     assert (gateway.dynamodb_item_count(), gateway.s3_object_count()) == (items, objects)
-    assert httpx.get(f"{gateway.base_url}/sessions/bad-input-session").status_code == 404
+    assert httpx.get(f"{gateway.base_url}/sessions/bad-input-session", headers=gateway.auth).status_code == 404
 
 
 def test_unknown_model_and_bad_session_id_through_the_sdk(gateway):

@@ -132,6 +132,7 @@ def create(world, **body: Any) -> str:
 
 
 def test_a_two_tool_three_step_run_succeeds_and_extends_its_session(world):
+    # GIVEN a model that calls two tools, then one, then answers, and the two webhook tools
     world.upstream.routes["/v1/chat/completions"] = script(
         completion(calls=[("c1", "weather", {"city": "Paris"}), ("c2", "clock", {"city": "Paris"})]),
         completion(calls=[("c3", "weather", {"city": "Oslo"})]),
@@ -142,6 +143,7 @@ def test_a_two_tool_three_step_run_succeeds_and_extends_its_session(world):
         {"city": body["city"], "sky": "sunny" if body["city"] == "Paris" else "snowy"},
     )
     world.tools.routes["/clock"] = lambda body: (200, {"time": "12:00"})
+    # WHEN a run on a named session is created and executed on the state machine
     run_id = create(
         world,
         session_id="trip-planner",
@@ -149,6 +151,7 @@ def test_a_two_tool_three_step_run_succeeds_and_extends_its_session(world):
         tools=[tool(world, "weather", "/weather"), tool(world, "clock", "/clock")],
     )
     run = start_and_wait(world, run_id)
+    # THEN it succeeds with three model steps and three tool steps, and its turns extend the session
     assert run["status"] == "succeeded", run["error"]
     assert run["output"] == "Paris is sunny at noon; Oslo is snowy."
     kinds = [(s["kind"], s.get("tool")) for s in run["steps"]]
@@ -166,6 +169,7 @@ def test_a_two_tool_three_step_run_succeeds_and_extends_its_session(world):
 
 
 def test_a_tool_that_fails_twice_then_succeeds(world):
+    # GIVEN a tool that answers 503 twice before it succeeds
     attempts = {"n": 0}
 
     def flaky(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -174,21 +178,26 @@ def test_a_tool_that_fails_twice_then_succeeds(world):
 
     world.tools.routes["/flaky"] = flaky
     world.upstream.routes["/v1/chat/completions"] = script(completion(calls=[("c1", "flaky", {})]), completion("done"))
+    # WHEN a run calls it
     run = start_and_wait(
         world, create(world, input=[{"role": "user", "content": "go"}], tools=[tool(world, "flaky", "/flaky")])
     )
+    # THEN the state machine's retries carry it to success
     assert run["status"] == "succeeded" and attempts["n"] == 3
     assert next(s for s in run["steps"] if s["kind"] == "tool")["is_error"] is False
 
 
 def test_a_tool_that_always_fails_is_an_error_result_the_model_sees(world):
+    # GIVEN a tool that always answers 500
     world.tools.routes["/broken"] = lambda body: (500, {"error": "down"})
     world.upstream.routes["/v1/chat/completions"] = script(
         completion(calls=[("c1", "broken", {})]), completion("The tool is down; sorry.")
     )
+    # WHEN a run calls it
     run = start_and_wait(
         world, create(world, input=[{"role": "user", "content": "go"}], tools=[tool(world, "broken", "/broken")])
     )
+    # THEN after the retries the model sees an error result and the run still ends well
     assert run["status"] == "succeeded" and run["output"] == "The tool is down; sorry."
     second = world.upstream.requests["/v1/chat/completions"][1]["messages"]
     result = next(m for m in second if m["role"] == "tool")
@@ -199,8 +208,11 @@ def test_a_tool_that_always_fails_is_an_error_result_the_model_sees(world):
 
 
 def test_a_provider_that_always_fails_fails_the_run_with_its_cause_and_dead_letters_it(world):
+    # GIVEN a run on a model whose every provider is unreachable
     run_id = create(world, model="down", input=[{"role": "user", "content": "hello"}])
+    # WHEN it is executed
     run = start_and_wait(world, run_id)
+    # THEN it fails with a clean cause, and its id reaches the runs DLQ
     assert run["status"] == "failed" and run["error"]["error"] == "ProviderFailure"
     assert "All providers failed" in run["error"]["cause"]
     # the cause is a clean message: no stack trace, no upstream address
@@ -215,12 +227,15 @@ def test_a_provider_that_always_fails_fails_the_run_with_its_cause_and_dead_lett
 
 
 def test_tool_calls_over_the_per_step_limit_are_error_results_and_are_not_run(world):
+    # GIVEN a model that asks for one tool call more than a step may make
     world.tools.routes["/ping"] = lambda body: (200, {"pong": body["n"]})
     calls = [(f"c{n:02d}", "ping", {"n": n}) for n in range(MAX_TOOL_CALLS_PER_STEP + 1)]
     world.upstream.routes["/v1/chat/completions"] = script(completion(calls=calls), completion("16 pongs."))
+    # WHEN the run executes
     run = start_and_wait(
         world, create(world, input=[{"role": "user", "content": "ping"}], tools=[tool(world, "ping", "/ping")])
     )
+    # THEN the extra call is not run but recorded as an error result the model sees
     assert run["status"] == "succeeded" and run["output"] == "16 pongs."
     assert sorted(r["n"] for r in world.tools.requests["/ping"]) == list(range(MAX_TOOL_CALLS_PER_STEP))
     refused = [s for s in run["steps"] if s["kind"] == "tool" and s["is_error"]]
@@ -232,24 +247,30 @@ def test_tool_calls_over_the_per_step_limit_are_error_results_and_are_not_run(wo
 
 
 def test_max_steps_stops_the_run_for_budget(world):
+    # GIVEN a model that calls a tool forever
     world.tools.routes["/loop"] = lambda body: (200, {"again": True})
     world.upstream.routes["/v1/chat/completions"] = script(completion(calls=[("c", "loop", {})]))
+    # WHEN a run with max_steps 2 executes
     run = start_and_wait(
         world,
         create(world, max_steps=2, input=[{"role": "user", "content": "loop"}], tools=[tool(world, "loop", "/loop")]),
     )
+    # THEN it stops for budget after two model steps
     assert run["status"] == "stopped_for_budget"
     assert len([s for s in run["steps"] if s["kind"] == "model"]) == 2
 
 
 def test_the_same_run_message_delivered_twice_starts_one_execution(world):
+    # GIVEN a created run
     world.upstream.routes["/v1/chat/completions"] = script(completion("hi"))
     run_id = create(world, input=[{"role": "user", "content": "hello"}])
+    # WHEN its start message is delivered twice
     sqs = world.aws.session.client("sqs")
     sqs.send_message(
         QueueUrl=world.aws.physical["RunsQueue"], MessageBody=json.dumps({"tenant": "default", "run_id": run_id})
     )
     run = start_and_wait(world, run_id)
+    # THEN one execution, named after the run, serves it
     assert run["status"] == "succeeded"
     sfn = world.aws.session.client("stepfunctions")
     executions = sfn.list_executions(stateMachineArn=world.aws.physical["AgentStateMachine"])["executions"]
@@ -257,6 +278,7 @@ def test_the_same_run_message_delivered_twice_starts_one_execution(world):
 
 
 def test_cancel(world):
+    # GIVEN a queued run, and a running run blocked in a slow tool
     release = threading.Event()
 
     def slow(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -278,8 +300,10 @@ def test_cancel(world):
     while not world.tools.requests.get("/slow"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    # WHEN both are cancelled
     status, run = api_call(world, "POST", f"/v1/runs/{running}/cancel")
     release.set()
+    # THEN both end cancelled, the execution stops, and no model call follows
     assert status == 200 and run["status"] == "cancelled"
     sfn = world.aws.session.client("stepfunctions")
     arn = f"{world.aws.physical['AgentStateMachine'].replace(':stateMachine:', ':execution:')}:{running}"
@@ -299,12 +323,14 @@ def test_the_budget_check_compacts_a_long_run_session_through_the_consumer(world
 
     from tests.conftest import _reset_caches
 
+    # GIVEN a small session budget and a tool whose long reports fill it
     monkeypatch.setenv("CTXGATE_DEFAULT_BUDGET_TOKENS", "2048")
     _reset_caches()
     report = "The quarterly figures show steady growth across every region we track. " * 30
     world.tools.routes["/report"] = lambda body: (200, {"page": body.get("page"), "text": report})
     calls = [completion(calls=[(f"p{i}", "report", {"page": i})]) for i in range(1, 5)]
     world.upstream.routes["/v1/chat/completions"] = script(*calls, completion("Growth everywhere."))
+    # WHEN a run reads four reports
     run_id = create(
         world,
         max_steps=8,
@@ -313,6 +339,7 @@ def test_the_budget_check_compacts_a_long_run_session_through_the_consumer(world
         tools=[tool(world, "report", "/report")],
     )
     run = start_and_wait(world, run_id)
+    # THEN the budget check hands the session to the compaction consumer (the Compact state) and it is summarised
     assert run["status"] == "succeeded", run["error"]
     sfn = world.aws.session.client("stepfunctions")
     arn = f"{world.aws.physical['AgentStateMachine'].replace(':stateMachine:', ':execution:')}:{run_id}"
@@ -328,6 +355,7 @@ def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path, monkeypatc
 
     from tests.conftest import _reset_caches
 
+    # GIVEN a Lambda function the operator lists as a tool, and a model that calls it
     (tmp_path / "tool.py").write_text("def handler(event, context):\n    return {'total': sum(event['numbers'])}\n")
     lam = world.aws.session.client("lambda")
     role = world.aws.session.client("iam").get_role(RoleName="ctxgate-local-lambda")["Role"]["Arn"]
@@ -343,7 +371,9 @@ def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path, monkeypatc
         completion(calls=[("c1", "add", {"numbers": [2, 3, 37]})]), completion("The total is 42.")
     )
     adder = {"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}, "lambda_arn": arn}
+    # WHEN a run uses it
     run = start_and_wait(world, create(world, input=[{"role": "user", "content": "Add 2, 3 and 37."}], tools=[adder]))
+    # THEN the function is invoked with the model's arguments and its answer is the tool result
     assert run["status"] == "succeeded" and run["output"] == "The total is 42."
     result = next(s for s in run["steps"] if s["kind"] == "tool")
     assert result["is_error"] is False and result["result"] == '{"total": 42}'

@@ -8,7 +8,7 @@ services are built once (``functools.cache``); :func:`reset` forgets them (tests
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ctxgate.settings import Settings, get_settings
 
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from ctxgate.adapters.dynamodb_context import DynamoContextStore
     from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
     from ctxgate.agent.service import AgentService
+    from ctxgate.auth.authenticator import CachedAuthenticator
+    from ctxgate.auth.keys import KeyService
     from ctxgate.cache.service import ResponseCache
     from ctxgate.chat.service import ChatService
     from ctxgate.chat.sessions import SessionService
@@ -138,6 +140,14 @@ def build_agent(settings: Settings, chat: ChatService) -> AgentService:
     )
 
 
+def build_keys(table: str, dynamodb: Any = None) -> KeyService:
+    """API keys over the keys table ``table`` (through ``dynamodb``, a boto3 client, if given: the CLI's)."""
+    from ctxgate.adapters.dynamodb_keys import DynamoKeyStore
+    from ctxgate.auth.keys import KeyService
+
+    return KeyService(DynamoKeyStore(table, dynamodb))
+
+
 # -- the process-wide services -----------------------------------------------------------------------------------
 
 
@@ -181,10 +191,25 @@ def agent_service() -> AgentService:
     return build_agent(get_settings(), chat_service())
 
 
+@cache
+def key_service() -> KeyService:
+    return build_keys(get_settings().keys_table_name)
+
+
+@cache
+def key_authenticator() -> CachedAuthenticator:
+    """The authorizer's key check, with answers cached per key for ``CTXGATE_AUTH_CACHE_TTL_SECONDS``."""
+    from ctxgate.auth.authenticator import CachedAuthenticator
+
+    return CachedAuthenticator(key_service(), ttl=get_settings().auth_cache_ttl_seconds)
+
+
 def reset() -> None:
     """Forget the process-wide services and settings (after the environment changed)."""
     from ctxgate.aws import reset_clients
 
     for built in (chat_service, session_service, context_store, compaction_queue, agent_service, get_settings):
         built.cache_clear()
+    key_service.cache_clear()
+    key_authenticator.cache_clear()
     reset_clients()

@@ -1,6 +1,7 @@
-"""The ``ctxgate`` command: ``ctxgate local`` (the local gateway) and ``ctxgate bench ...`` (benchmarks).
+"""The ``ctxgate`` command: ``ctxgate local`` (the local gateway), ``ctxgate keys ...`` (API keys) and
+``ctxgate bench ...`` (benchmarks).
 
-Both front-ends import their implementation lazily; neither is used inside Lambda.
+The front-ends import their implementation lazily; none is used inside Lambda.
 """
 
 from __future__ import annotations
@@ -23,7 +24,25 @@ def _local(args: argparse.Namespace) -> int:
             print(f"ctxgate local: --parameter takes Key=Value, not {item!r}", file=sys.stderr)
             return 2
         overrides[key] = value
-    runtime = start(port=args.port, host=args.host, config=args.config, parameters=overrides)
+    from ctxgate.errors import CtxgateError
+
+    api_keys = [(key, tenant or "local") for key, _, tenant in (item.partition(":") for item in args.api_key)]
+    try:
+        runtime = start(
+            port=args.port,
+            host=args.host,
+            config=args.config,
+            parameters=overrides,
+            moto_port=args.aws_port,
+            api_keys=api_keys,
+        )
+    except CtxgateError as error:  # a malformed --api-key or tenant
+        print(f"ctxgate local: --api-key: {error.message}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # e.g. AuthMode=jwt, which is not emulated
+        print(f"ctxgate local: {error}", file=sys.stderr)
+        return 2
+    from ctxgate.auth.keys import key_id_of
     from ctxgate.bootstrap import model_router
 
     try:
@@ -34,7 +53,10 @@ def _local(args: argparse.Namespace) -> int:
         return 2
     print(f"ctxgate local gateway: {runtime.base_url}", flush=True)
     print(f"models: {', '.join(models)}", flush=True)
-    print(f"aws endpoint (moto): {runtime.aws_endpoint}", flush=True)
+    print(f"aws endpoint: {runtime.aws_endpoint}", flush=True)
+    print(f"api key (tenant local): {runtime.dev_key}", flush=True)
+    for key, tenant in api_keys:
+        print(f"registered key for tenant {tenant}: {key_id_of(key)}", flush=True)
     print("Ctrl-C stops it.", flush=True)
     try:
         runtime.serve_forever()
@@ -65,7 +87,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a template parameter, e.g. ToolAllowedHosts=127.0.0.1 (repeatable)",
     )
+    local.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY[:TENANT]",
+        help="also accept this key, for TENANT (default: local); repeatable",
+    )
+    local.add_argument("--aws-port", type=int, default=None, help="port of the local AWS endpoint (default: free)")
     local.set_defaults(func=_local)
+    from ctxgate.keys_cli import add_parser as add_keys_parser
+
+    add_keys_parser(commands)
     bench = commands.add_parser("bench", help="benchmarks that print measured figures")
     kinds = bench.add_subparsers(dest="bench", required=True)
     cold = kinds.add_parser("coldstart", help="import-and-init time of every handler vs a bare `import boto3`")

@@ -68,6 +68,8 @@ class Settings:
     """ctxgate's own functions are named ``<stack name>-...`` and can never be tools."""
     max_run_steps: int
     max_run_deadline_seconds: int
+    keys_table_name: str
+    auth_cache_ttl_seconds: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -108,6 +110,8 @@ class Settings:
             stack_name=os.environ.get("CTXGATE_STACK_NAME", "ctxgate").strip(),
             max_run_steps=_int("CTXGATE_MAX_RUN_STEPS", 25),
             max_run_deadline_seconds=_int("CTXGATE_MAX_RUN_DEADLINE_SECONDS", 900),
+            keys_table_name=os.environ.get("CTXGATE_KEYS_TABLE_NAME", "ctxgate-keys"),
+            auth_cache_ttl_seconds=_int("CTXGATE_AUTH_CACHE_TTL_SECONDS", 60),
         )
 
 

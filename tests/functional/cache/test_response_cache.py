@@ -12,7 +12,7 @@ from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
 from ctxgate.settings import get_settings
 
-from tests.conftest import load_event, load_function
+from tests.conftest import load_event, load_function, sample_run
 
 DETERMINISTIC = GenerationParams(temperature=0)
 
@@ -318,8 +318,11 @@ def test_a_bad_cache_control_header_is_a_400(aws, lambda_context):
 
 
 @pytest.fixture
-def cache_lookup_event() -> dict:
-    return json.loads(load_event.__globals__["EVENTS"].joinpath("cache_lookup.json").read_text())
+def cache_lookup_event(aws) -> dict:
+    """The sample event, and the run it names (the task reads the tenant's session and model from the run)."""
+    event = json.loads(load_event.__globals__["EVENTS"].joinpath("cache_lookup.json").read_text())
+    sample_run(event["tenant"], event["run_id"])
+    return event
 
 
 def remember_answer(event: dict) -> None:
@@ -369,7 +372,7 @@ def test_cache_lookup_handler_serves_a_semantic_hit(aws, lambda_context, cache_l
 def test_cache_lookup_handler_raises_on_an_invalid_event(aws, lambda_context):
     # GIVEN the cache_lookup function
     handler = load_function("cache_lookup")
-    # WHEN an event has neither messages nor a session
+    # WHEN an event names no tenant and no run
     # THEN it raises (so Step Functions sees a failure), never a 200
     with pytest.raises(InvalidRequest):
-        handler.lambda_handler({"model": "echo"}, lambda_context)  # neither messages nor a session: raise, never 200
+        handler.lambda_handler({"model": "echo"}, lambda_context)

@@ -116,7 +116,7 @@ class AgentService:
 
     def get(self, tenant: str, run_id: str) -> Run:
         run = self.runs.get(tenant, run_id)
-        if run is None:
+        if run is None or run.tenant != tenant:  # runs are keyed by tenant: another tenant's run is not there
             raise NotFound(f"No run {run_id!r}.", code="run_not_found")
         return run
 
@@ -138,7 +138,7 @@ class AgentService:
         import json
 
         run = self.runs.get(tenant, run_id)
-        if run is None or run.status in TERMINAL:
+        if run is None or run.tenant != tenant or run.status in TERMINAL:
             return "skipped"
         try:
             arn = self.executions.start(run_id, json.dumps({"tenant": tenant, "run_id": run_id}))

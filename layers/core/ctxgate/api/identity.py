@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ctxgate.auth.models import Caller, KeyLimits
+from ctxgate.auth.models import TENANT_PATTERN, Caller, KeyLimits
 from ctxgate.errors import Unauthorized
-from ctxgate.sessions.models import TENANT_PATTERN
 from ctxgate.settings import get_settings
 
 
@@ -35,11 +34,7 @@ def caller_of(event: Mapping[str, Any]) -> Caller:
 
 
 def tenant_of(event: Mapping[str, Any]) -> str:
-    """The caller's tenant. Until the HTTP API's authorizer is in place (issue: authentication), an event without
-    an authorizer context is the configured default tenant's; that fallback goes when the authorizer lands."""
-    authorizer = (event.get("requestContext") or {}).get("authorizer")
-    if not authorizer:
-        return get_settings().default_tenant
+    """The caller's tenant, from the authorizer only; raises :class:`Unauthorized` when there is none."""
     return caller_of(event).tenant
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+"""What a tenant may be called: it is part of every stored key, so it is as strict as a session id."""
 
 
 @dataclass(frozen=True)

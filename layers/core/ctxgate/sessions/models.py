@@ -10,7 +10,6 @@ from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
 
 SESSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-TENANT_PATTERN = SESSION_ID_PATTERN
 
 
 def validate_session_id(session_id: str) -> str:
