@@ -144,7 +144,8 @@ def make_server(host: str, port: int, functions: dict[str, Function]) -> Threadi
                 raise
             self._send(status, out_headers, data)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+        # TRACE too: API Gateway answers a method no route has with 404, not the standard library's HTML 501.
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = _serve
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
