@@ -144,8 +144,12 @@ def make_server(host: str, port: int, functions: dict[str, Function]) -> Threadi
                 raise
             self._send(status, out_headers, data)
 
-        # TRACE too: API Gateway answers a method no route has with 404, not the standard library's HTML 501.
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_TRACE = _serve
+        def __getattr__(self, name: str) -> Any:
+            # Every method is served (``do_TRACE``, ``do_QUERY``, ...): API Gateway answers one no route has with
+            # its JSON 404, where the standard library would send an HTML 501.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True

@@ -21,10 +21,10 @@ def empty_api():
     server.server_close()
 
 
-@pytest.mark.parametrize("method", ["GET", "TRACE"])
+@pytest.mark.parametrize("method", ["GET", "TRACE", "QUERY"])
 def test_a_request_no_route_matches_is_api_gateways_404(empty_api, method):
-    # GIVEN an HTTP API with no route (schemathesis found TRACE answered with the standard library's HTML 501:
-    #   curl -X TRACE http://127.0.0.1:PORT/healthz)
+    # GIVEN an HTTP API with no route (schemathesis found TRACE and QUERY answered with the standard library's
+    #   HTML 501: curl -X QUERY http://127.0.0.1:PORT/healthz)
     # WHEN a request arrives
     response = httpx.request(method, f"{empty_api}/healthz")
     # THEN it is API Gateway's JSON 404
