@@ -5,6 +5,7 @@ two public routes."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from ctxgate.api.openapi import openapi_document
@@ -16,16 +17,25 @@ METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 PUBLIC = {("GET", "/healthz"), ("GET", "/openapi.json")}
 
 
-def _template_routes() -> set[tuple[str, str]]:
+def _http_api_events() -> list[dict[str, Any]]:
+    """The ``Properties`` of every HttpApi event of template.yaml's functions."""
     from ctxgate_local.template import load_template
 
     resources = load_template(ROOT / "template.yaml")["Resources"]
-    return {
-        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+    return [
+        event["Properties"]
         for resource in resources.values()
         if resource["Type"] == "AWS::Serverless::Function"
         for event in resource.get("Properties", {}).get("Events", {}).values()
         if event["Type"] == "HttpApi"
+    ]
+
+
+def _template_routes(*, public_only: bool = False) -> set[tuple[str, str]]:
+    return {
+        (event["Method"].upper(), event["Path"])
+        for event in _http_api_events()
+        if not public_only or (event.get("Auth") or {}).get("Authorizer") == "NONE"
     }
 
 
@@ -79,6 +89,8 @@ def test_only_the_health_check_and_the_description_are_public():
         if method in METHODS and operation.get("security") == []
     }
     assert public == PUBLIC
+    # AND they are the routes template.yaml exempts from the HTTP API's authorizer
+    assert _template_routes(public_only=True) == PUBLIC
 
 
 @pytest.mark.parametrize(
