@@ -201,7 +201,12 @@ def make_server(
                 raise
             self._send(response)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+        def __getattr__(self, name: str) -> Any:
+            # Every method is served (``do_TRACE``, ``do_QUERY``, ...): API Gateway answers one no route has with
+            # its JSON 404, where the standard library would send an HTML 501.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
 
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True

@@ -6,14 +6,18 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 
 from ctxgate.api.responses import client_error
-from ctxgate.errors import PayloadTooLarge
+from ctxgate.errors import InvalidRequest, PayloadTooLarge
 from ctxgate.settings import get_settings
 
 
 def limit_body_size(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-    """Refuse a body over ``CTXGATE_MAX_REQUEST_BYTES`` (413) on every route, before it is parsed."""
+    """Refuse a body over ``CTXGATE_MAX_REQUEST_BYTES`` (413) on every route, before it is parsed, and a body that
+    is not UTF-8 text (400): API Gateway base64-encodes such a body, and decoding it as text would fail later."""
     limit = get_settings().max_request_bytes
-    body = app.current_event.decoded_body or ""
+    try:
+        body = app.current_event.decoded_body or ""
+    except UnicodeDecodeError:
+        return client_error(InvalidRequest("The request body is not UTF-8 text.", code="invalid_body_encoding"))
     if len(body) > limit or len(body.encode()) > limit:
         return client_error(PayloadTooLarge(f"The request body exceeds {limit} bytes."))
     return next_middleware(app)

@@ -50,6 +50,8 @@ class ChatService:
 
     def stateless(self, tenant: str, request: ChatRequest) -> ChatOutcome:
         """Forward the request as it is; no session is kept (the response may be cached)."""
+        if request.budget_tokens is not None:  # no session to apply it to, but a bad value is still bad input
+            validate_budget(request.budget_tokens)
         self.router.resolve(request.model)
         lookup = self._lookup(tenant, request, request.messages)
         if lookup is not None and lookup.response is not None:
