@@ -6,6 +6,8 @@ import json
 import time
 
 import pytest
+from ctxgate.api.identity import limits_to_context
+from ctxgate.auth.models import KeyLimits
 from ctxgate.bootstrap import build_cache, chat_service, session_service
 from ctxgate.cache.keys import CacheControl
 from ctxgate.errors import InvalidRequest
@@ -80,17 +82,46 @@ def test_tenants_never_see_each_others_entries(cache):
     assert ask(cache, "What's the refund policy for enterprise plans?", tenant="acme").status == "hit-semantic"
 
 
-def test_non_deterministic_requests_bypass_unless_opted_in(cache):
+def test_non_deterministic_requests_bypass_unless_opted_in_by_an_allowed_key(cache):
     warm = GenerationParams(temperature=0.8)
     first = ask(cache, "Write a haiku about rain", params=warm)
     assert first.status == "bypass" and not first.store
     messages = [Message(role="user", content="Write a haiku about rain")]
-    opted = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True)
+    opted = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True, allow_extended=True)
     cache.remember("acme", opted, Completion(message=Message(role="assistant", content="drops")), Usage(), "echo")
-    assert cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True).status == "hit-exact"
+    again = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True, allow_extended=True)
+    assert again.status == "hit-exact"
+
+
+def test_the_opt_in_is_refused_for_a_key_without_the_flag(cache):
+    # GIVEN a non-deterministic request whose answer an allowed key cached
+    warm = GenerationParams(temperature=0.8)
+    messages = [Message(role="user", content="Write a limerick about fog")]
+    opted = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True, allow_extended=True)
+    cache.remember("acme", opted, Completion(message=Message(role="assistant", content="mist")), Usage(), "echo")
+    # WHEN a key without the flag opts in
+    refused = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True)
+    # THEN the request bypasses the cache: nothing is served, nothing stored
+    assert refused.status == "bypass" and refused.response is None and not refused.store
+
+
+def test_a_max_age_above_the_default_is_capped_unless_the_key_allows_it(cache):
+    default = get_settings().cache_ttl_seconds
+    long = CacheControl(max_age=default * 4)
+    capped = ask(cache, "How long is the warranty?", control=long)
+    allowed = cache.lookup(
+        "acme",
+        "echo",
+        [Message(role="user", content="How long is the warranty?")],
+        DETERMINISTIC,
+        control=long,
+        allow_extended=True,
+    )
+    assert capped.ttl == default and allowed.ttl == default * 4
 
 
 def test_cache_control_no_cache_no_store_and_max_age(cache, aws):
+    before = time.time()  # before the first store: an entry's expiry counts from its own store
     store(cache, "What time does the branch open?", "9am")
     # no-cache skips the lookup even though an entry exists
     assert ask(cache, "What time does the branch open?", control=CacheControl(no_cache=True)).status == "bypass"
@@ -98,7 +129,6 @@ def test_cache_control_no_cache_no_store_and_max_age(cache, aws):
     store(cache, "Where is the nearest ATM?", "Main street", control=CacheControl(no_store=True))
     assert ask(cache, "Where is the nearest ATM?").status == "miss"
     # max-age sets the stored entry's TTL
-    before = time.time()
     store(cache, "Is the branch open on Sunday?", "No", control=CacheControl(max_age=120))
     items = aws.session.client("dynamodb").scan(TableName=aws.physical["CacheTable"])["Items"]
     expiry = {
@@ -128,10 +158,16 @@ def test_a_large_response_is_offloaded_to_s3(cache, aws):
 # -- through the api handler --------------------------------------------------------------------------------------
 
 
-def chat(api, context, body, headers=None):
-    response = api.lambda_handler(
-        load_event("chat_completion_stateful.json", body=body, headers=headers or {}), context
-    )
+def key_context(*, tenant: str, cache_opt_in: bool) -> dict:
+    """The Lambda authorizer's context for an API key (what ``ctxgate.api.identity.caller_of`` reads)."""
+    return {"lambda": {"tenant": tenant, "key_id": "key-1", **limits_to_context(KeyLimits(cache_opt_in=cache_opt_in))}}
+
+
+def chat(api, context, body, headers=None, authorizer=None):
+    event = load_event("chat_completion_stateful.json", body=body, headers=headers or {})
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
+    response = api.lambda_handler(event, context)
     return response["statusCode"], {k.lower(): v for k, v in response["headers"].items()}, json.loads(response["body"])
 
 
@@ -159,7 +195,15 @@ def test_headers_and_a_stateful_hit_still_appends_the_turn(aws, lambda_context):
     assert float(semantic[1]["x-ctxgate-cache-similarity"]) >= get_settings().semantic_threshold
     warm = {**body, "temperature": 0.9}
     assert chat(api, lambda_context, warm)[1]["x-ctxgate-cache"] == "bypass"
-    assert chat(api, lambda_context, warm, {"x-ctxgate-cache-opt-in": "true"})[1]["x-ctxgate-cache"] == "miss"
+    # the opt-in is honoured only for a key with the cache_opt_in flag (a caller without one: bypass)
+    assert chat(api, lambda_context, warm, {"x-ctxgate-cache-opt-in": "true"})[1]["x-ctxgate-cache"] == "bypass"
+    allowed = key_context(tenant="default", cache_opt_in=True)
+    opted = chat(api, lambda_context, warm, {"x-ctxgate-cache-opt-in": "true"}, authorizer=allowed)
+    assert opted[1]["x-ctxgate-cache"] == "miss"
+    refused = key_context(tenant="default", cache_opt_in=False)
+    assert chat(api, lambda_context, warm, {"x-ctxgate-cache-opt-in": "1"}, authorizer=refused)[1][
+        "x-ctxgate-cache"
+    ] == ("bypass")
     assert chat(api, lambda_context, body, {"cache-control": "max-age=soon"})[0] == 400
 
 

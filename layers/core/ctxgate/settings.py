@@ -52,6 +52,10 @@ class Settings:
     state_machine_arn: str
     tool_allowed_hosts: list[str]
     jwt_tenant_claim: str
+    provider_key_ttl_seconds: int
+    cache_max_entries_per_scope: int
+    """Bound on a semantic cache scope's entries; beyond it the least recently used are evicted."""
+    """How long a provider key read from Secrets Manager or SSM is cached in the process."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,6 +86,8 @@ class Settings:
             runs_queue_url=os.environ.get("CTXGATE_RUNS_QUEUE_URL", "").strip(),
             state_machine_arn=os.environ.get("CTXGATE_STATE_MACHINE_ARN", "").strip(),
             jwt_tenant_claim=os.environ.get("CTXGATE_JWT_TENANT_CLAIM", "").strip() or "tenant",
+            provider_key_ttl_seconds=_int("CTXGATE_PROVIDER_KEY_TTL_SECONDS", 300),
+            cache_max_entries_per_scope=_int("CTXGATE_CACHE_MAX_ENTRIES_PER_SCOPE", 500),
             tool_allowed_hosts=[
                 h.strip() for h in os.environ.get("CTXGATE_TOOL_ALLOWED_HOSTS", "").split(",") if h.strip()
             ],

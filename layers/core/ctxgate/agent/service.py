@@ -7,12 +7,14 @@ runs table and the session the run extends.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ctxgate.agent.failures import public_cause
 from ctxgate.agent.models import TERMINAL, PendingCall, Run, RunRequest, Step
 from ctxgate.agent.ports import ExecutionExists, Executions, RunQueue, RunStatusConflict, RunStore
 from ctxgate.agent.tools import ToolError, run_tool
@@ -22,6 +24,8 @@ from ctxgate.context.models import CompactionRequest
 from ctxgate.errors import InvalidRequest, NotFound
 from ctxgate.messages import GenerationParams, Message
 from ctxgate.sessions.models import validate_session_id
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -224,9 +228,8 @@ class AgentService:
         run = self.get(tenant, run_id)
         if run.status in TERMINAL:
             return
-        run = run.model_copy(
-            update={"error": str(error.get("Error", "Error")), "cause": str(error.get("Cause", ""))[:4000]}
-        )
+        logger.warning("run failed", extra={"run_id": run_id, "failure": error})  # the full cause stays here
+        run = run.model_copy(update={"error": str(error.get("Error", "Error")), "cause": public_cause(error)})
         self._finish(run, "failed", expected={"queued", "running"})
 
     def _finish(self, run: Run, status: str, *, expected: set[str]) -> None:
