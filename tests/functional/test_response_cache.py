@@ -8,10 +8,16 @@ import time
 import pytest
 from ctxgate.api.identity import limits_to_context
 from ctxgate.auth.models import KeyLimits
-from ctxgate.bootstrap import build_cache, chat_service, session_service
+from ctxgate.bootstrap import build_cache, build_chat, chat_service, session_service
 from ctxgate.cache.keys import CacheControl
+from ctxgate.cache.models import CachedResponse, SemanticEntry
+from ctxgate.chat.models import ChatRequest
 from ctxgate.errors import InvalidRequest
-from ctxgate.messages import Completion, GenerationParams, Message, Usage
+from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest, Usage
+from ctxgate.providers.base import TransientProviderError
+from ctxgate.providers.echo import EchoProvider
+from ctxgate.providers.registry import ModelConfig, ModelRouter, ModelsFile
+from ctxgate.retry import RetryPolicy
 from ctxgate.settings import get_settings
 
 from tests.conftest import load_event, load_function
@@ -231,3 +237,60 @@ def test_cache_lookup_handler_with_its_sample_event(aws, lambda_context):
     assert result["status"] == "hit-semantic" and result["similarity"] >= 0.75
     with pytest.raises(InvalidRequest):
         handler.lambda_handler({"model": "echo"}, lambda_context)  # neither messages nor a session: raise, never 200
+
+
+# -- the model that produced an answer ----------------------------------------------------------------------------
+
+
+class Unavailable:
+    def complete(self, request: ProviderRequest) -> Completion:
+        raise TransientProviderError("primary down")
+
+
+def fallback_chat(aws):
+    """A chat service whose model ``main`` always fails over to ``backup`` (an echo)."""
+    models = ModelsFile(
+        models=[
+            ModelConfig(name="main", provider="echo", upstream_model="main", fallbacks=["backup"]),
+            ModelConfig(name="backup", provider="echo", upstream_model="backup"),
+        ]
+    )
+    router = ModelRouter(
+        models,
+        RetryPolicy(max_attempts=1),
+        provider_factory=lambda config, timeout: Unavailable() if config.name == "main" else EchoProvider(),
+    )
+    return build_chat(get_settings(), router)
+
+
+def test_a_fallback_models_answer_is_not_cached_as_the_primarys(aws):
+    # GIVEN a deterministic request for `main` that its fallback `backup` served
+    chat_svc = fallback_chat(aws)
+    request = ChatRequest("main", [Message(role="user", content="Which plan fits a team of five?")], DETERMINISTIC)
+    first = chat_svc.stateless("acme", request)
+    assert first.served_by == "backup" and first.cache.status == "miss"
+    # WHEN the same request and a paraphrase come again
+    again = chat_svc.stateless("acme", request)
+    paraphrase = chat_svc.stateless(
+        "acme", ChatRequest("main", [Message(role="user", content="Which plan suits a team of five?")], DETERMINISTIC)
+    )
+    # THEN neither is served the fallback's answer from the cache: nothing was stored under `main`
+    assert again.cache.status == "miss" and paraphrase.cache.status == "miss"
+    assert aws.session.client("dynamodb").scan(TableName=aws.physical["CacheTable"])["Count"] == 0
+
+
+def test_an_entry_produced_by_another_model_is_never_served(cache):
+    # GIVEN entries under echo's keys that record another model as their producer (as a cache written before
+    # fallbacks were kept out would hold)
+    lookup = ask(cache, "What is the refund window?")
+    answer = Completion(message=Message(role="assistant", content="30 days"))
+    stored = CachedResponse(completion=answer, usage=Usage(), served_by="backup", created_at=time.time())
+    cache.store.put_exact("acme", lookup.key, stored, expires_at=int(time.time()) + 60)
+    entry = SemanticEntry(
+        id="other", prompt=lookup.prompt, answer_id="x", served_by="backup", created_at=time.time(), expires_at=2**31
+    )
+    cache.store.put_semantic("acme", lookup.scope, entry, stored, lookup.vector)
+    # WHEN the same question and a paraphrase are looked up for echo
+    # THEN both miss
+    assert ask(cache, "What is the refund window?").status == "miss"
+    assert ask(cache, "What's the refund window?").status == "miss"

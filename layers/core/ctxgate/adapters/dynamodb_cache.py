@@ -24,6 +24,7 @@ import base64
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +81,9 @@ class DynamoCacheStore:
         max_entries_per_scope: int,
         refresh_seconds: float = 1.0,
         max_scopes_in_memory: int = 64,
+        last_use_resolution_ms: int = LAST_USE_RESOLUTION_MS,
         dynamodb: Any = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if max_entries_per_scope < 1:
             raise ValueError("a semantic scope holds at least one entry")
@@ -90,6 +93,8 @@ class DynamoCacheStore:
         self.max_entries = max_entries_per_scope
         self.refresh_seconds = refresh_seconds
         self.max_scopes = max_scopes_in_memory
+        self.last_use_resolution_ms = last_use_resolution_ms
+        self.clock = clock
         self._ddb = dynamodb
         self._scopes: OrderedDict[str, _Scope] = OrderedDict()
         self._lock = threading.RLock()
@@ -119,7 +124,7 @@ class DynamoCacheStore:
         item = self.ddb.get_item(
             TableName=self.table, Key={"pk": {"S": f"X#{tenant}#{key}"}, "sk": {"S": "X"}}, ConsistentRead=True
         ).get("Item")
-        if item is None or int(item["expires_at"]["N"]) <= time.time():
+        if item is None or int(item["expires_at"]["N"]) <= self.clock():
             return None
         return self._response(item)
 
@@ -140,7 +145,7 @@ class DynamoCacheStore:
         import numpy as np
 
         pk = f"S#{tenant}#{scope}"
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
         row = np.asarray(vector, dtype=np.float32)
         item = {
             "pk": {"S": pk},
@@ -164,7 +169,7 @@ class DynamoCacheStore:
 
         pk = f"S#{tenant}#{scope}"
         self._refresh(pk)
-        now = time.time()
+        now = self.clock()
         with self._lock:
             known = self._scope(pk)
             live = [i for i, e in enumerate(known.entries) if e.expires_at > now]
@@ -178,10 +183,10 @@ class DynamoCacheStore:
 
         pk = f"S#{tenant}#{scope}"
         key = {"pk": {"S": pk}, "sk": {"S": semantic_sk(entry)}}
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
         with self._lock:
             last_used = self._scope(pk).last_used.get(entry.id, 0)
-        if now_ms - last_used < LAST_USE_RESOLUTION_MS:
+        if now_ms - last_used < self.last_use_resolution_ms:
             item = self.ddb.get_item(TableName=self.table, Key=key).get("Item")
         else:
             try:
@@ -199,7 +204,7 @@ class DynamoCacheStore:
                 item = None
         with self._lock:
             known = self._scope(pk)
-            if item is None or int(item["expires_at"]["N"]) <= time.time():
+            if item is None or int(item["expires_at"]["N"]) <= self.clock():
                 known.forget(entry.id)
                 return None
             known.last_used[entry.id] = _last_used(item)
@@ -214,7 +219,7 @@ class DynamoCacheStore:
         from botocore.exceptions import ClientError
 
         for _ in range(4 * self.max_entries + 8):  # each round evicts or corrects one entry; this bounds a pathology
-            now = time.time()
+            now = self.clock()
             with self._lock:
                 known = self._scope(pk)
                 if len(known.entries) <= self.max_entries:
