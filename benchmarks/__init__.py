@@ -24,4 +24,10 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.cache import main as cache_main
 
         return cache_main(dataset=args.dataset, threshold=args.threshold, sweep=args.sweep, json_output=args.json)
+    if args.bench == "cache-bound":
+        from benchmarks.cache_bound import main as bound_main
+
+        return bound_main(
+            entries=args.entries, bound=args.bound, response_bytes=args.response_bytes, json_output=args.json
+        )
     raise SystemExit(f"unknown benchmark {args.bench}")

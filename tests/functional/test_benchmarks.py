@@ -83,3 +83,20 @@ def test_cache_benchmark_json(tmp_path):
     result = bench("cache", "--dataset", str(dataset))
     assert set(result) == CACHE_KEYS
     assert result["pairs"] == 3 and result["wrong_hits"] == 0 and result["correct_hits"] >= 1
+
+
+def test_cache_bound_benchmark_json():
+    row = bench("cache-bound", "--entries", "12", "--bound", "10", "--response-bytes", "500")
+    assert set(row) == {
+        "entries_written",
+        "bound",
+        "entries_stored",
+        "entries_loaded",
+        "memory_bytes_per_entry",
+        "scope_memory_bytes",
+        "response_bytes_not_held_per_entry",
+        "requests_per_put_at_bound",
+        "hit_fetch_p50_ms",
+        "seconds",
+    }
+    assert row["entries_stored"] == row["entries_loaded"] == 10
