@@ -28,4 +28,10 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.overhead import main as overhead_main
 
         return overhead_main(json_output=args.json, requests=args.requests, clients=args.clients)
+    if args.bench == "cache-bound":
+        from benchmarks.cache_bound import main as bound_main
+
+        return bound_main(
+            entries=args.entries, bound=args.bound, response_bytes=args.response_bytes, json_output=args.json
+        )
     raise SystemExit(f"unknown benchmark {args.bench}")

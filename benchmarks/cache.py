@@ -17,7 +17,9 @@ SWEEP = (0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 MODEL = "echo"
 
 
-def _cache(threshold: float) -> Any:
+def _cache(threshold: float, capacity: int) -> Any:
+    """A cache whose scope holds ``capacity`` entries: every stored pair stays (this measures verification, not
+    eviction)."""
     from ctxgate.adapters.dynamodb_cache import DynamoCacheStore
     from ctxgate.adapters.s3_blobs import S3BlobStore
     from ctxgate.cache.service import ResponseCache
@@ -29,6 +31,7 @@ def _cache(threshold: float) -> Any:
         settings.cache_table_name,
         S3BlobStore(settings.bucket_name),
         offload_threshold_bytes=settings.offload_threshold_bytes,
+        max_entries_per_scope=max(capacity, settings.cache_max_entries_per_scope),
     )
     return ResponseCache(store, lambda: get_embedder("local"), threshold=threshold, default_ttl=3600)
 
@@ -83,7 +86,7 @@ def run(dataset: Path, threshold: float | None, sweep: bool) -> list[dict[str, A
     started = time.perf_counter()
     with local_aws():
         default = threshold if threshold is not None else get_settings().semantic_threshold
-        cache = _cache(default)
+        cache = _cache(default, len(pairs))
         params = GenerationParams(temperature=0)
         for index, pair in enumerate(pairs):
             messages = [Message(role="user", content=pair["origin"])]

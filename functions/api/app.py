@@ -1,8 +1,8 @@
 """HTTP API handler: the gateway's routes, one Powertools ``Router`` per resource (``ctxgate.api.routes``).
 
 Every route but /healthz and /openapi.json needs the authorizer's identity, and every route checks the body size,
-before anything else (middlewares); domain errors become OpenAI-style 4xx bodies, anything
-else a 500 that reveals nothing of it.
+before anything else (middlewares); domain errors become OpenAI-style 4xx bodies, anything else a 500 that
+reveals nothing of it. Every response carries ``x-request-id``, the id in the logs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ctxgate.api.authentication import require_caller
 from ctxgate.api.limits import limit_body_size
-from ctxgate.api.responses import client_error, json_response, server_error
+from ctxgate.api.responses import bind_request_id, client_error, server_error, with_request_id
 from ctxgate.api.routes import chat, models, openapi, runs, sessions
 from ctxgate.errors import CtxgateError, NotFound
 
@@ -32,13 +32,14 @@ app.exception_handler(Exception)(server_error)
 def unknown_route(_: Exception) -> Response:
     event = app.current_event
     error = NotFound(f"No route for {event.http_method} {event.path}.", code="unknown_route")
-    return json_response(404, error.to_body())
+    return client_error(error)
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_id = bind_request_id(event, context.aws_request_id)
     try:
-        return app.resolve(event, context)
+        return with_request_id(app.resolve(event, context), request_id)
     finally:
         metrics = sys.modules.get("ctxgate.adapters.metrics")  # loaded only once a request recorded a metric
         if metrics is not None:

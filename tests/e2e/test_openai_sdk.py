@@ -160,3 +160,17 @@ def test_the_same_deterministic_request_twice_is_an_exact_cache_hit(gateway):
     assert no_cache.headers["x-ctxgate-cache"] == "bypass"
     warm = sdk.chat.completions.with_raw_response.create(model="echo", messages=messages, temperature=0.7)
     assert warm.headers["x-ctxgate-cache"] == "bypass"
+
+
+def test_the_sdk_sees_the_request_id_on_success_and_on_errors(gateway):
+    # GIVEN the official SDK against the local gateway
+    sdk = client(gateway)
+    # WHEN a request succeeds THEN the SDK exposes the gateway's x-request-id
+    completion = sdk.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}])
+    assert completion._request_id
+    # WHEN a request fails THEN the error carries a request id, a type, a code and a message
+    with pytest.raises(openai.NotFoundError) as caught:
+        sdk.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+    error = caught.value
+    assert error.request_id and error.code == "model_not_found" and error.type == "invalid_request_error"
+    assert isinstance(error.body, dict) and error.body["request_id"] == error.request_id

@@ -110,3 +110,20 @@ def test_overhead_benchmark_json():
     assert [level["clients"] for level in result["levels"]] == [1, 2]
     assert all(set(level) == OVERHEAD_LEVEL_KEYS for level in result["levels"])
     assert all(level["requests"] == 6 for level in result["levels"])
+
+
+def test_cache_bound_benchmark_json():
+    row = bench("cache-bound", "--entries", "12", "--bound", "10", "--response-bytes", "500")
+    assert set(row) == {
+        "entries_written",
+        "bound",
+        "entries_stored",
+        "entries_loaded",
+        "memory_bytes_per_entry",
+        "scope_memory_bytes",
+        "response_bytes_not_held_per_entry",
+        "requests_per_put_at_bound",
+        "hit_fetch_p50_ms",
+        "seconds",
+    }
+    assert row["entries_stored"] == row["entries_loaded"] == 10

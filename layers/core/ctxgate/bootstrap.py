@@ -85,6 +85,7 @@ def build_cache(settings: Settings) -> ResponseCache:
         settings.cache_table_name,
         S3BlobStore(settings.bucket_name),
         offload_threshold_bytes=settings.offload_threshold_bytes,
+        max_entries_per_scope=settings.cache_max_entries_per_scope,
     )
     kind = settings.embeddings
     return ResponseCache(

@@ -133,6 +133,12 @@ def parser() -> argparse.ArgumentParser:
     )
     overhead.add_argument("--json", action="store_true")
     overhead.set_defaults(func=_bench)
+    bound = kinds.add_parser("cache-bound", help="a bounded semantic scope: memory per entry and eviction cost")
+    bound.add_argument("--entries", type=int, default=600, help="prompts stored into one scope")
+    bound.add_argument("--bound", type=int, default=500, help="the scope's bound (CTXGATE_CACHE_MAX_ENTRIES_PER_SCOPE)")
+    bound.add_argument("--response-bytes", type=int, default=4000, help="size of each cached answer")
+    bound.add_argument("--json", action="store_true")
+    bound.set_defaults(func=_bench)
     return root
 
 

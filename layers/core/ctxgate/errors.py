@@ -2,7 +2,10 @@
 
 Every error that reaches a client is a :class:`CtxgateError`. It carries the HTTP status and the
 OpenAI-style ``type``/``code`` pair, so the API layer maps any of them to
-``{"error": {"message", "type", "code"}}`` without knowing where it came from.
+``{"error": {"message", "type", "code", "request_id"}}`` without knowing where it came from.
+
+A message is shown to clients verbatim, so it never carries upstream response text, internal hosts or stack
+traces: whoever raises an error with such details logs them and raises a generic message.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ class CtxgateError(Exception):
             self.code = code
         self.param = param
 
-    def to_body(self) -> dict[str, Any]:
+    def to_body(self, request_id: str | None = None) -> dict[str, Any]:
+        """The OpenAI-style body; ``request_id`` (also sent as ``x-request-id``) ties it to the logs."""
         error: dict[str, Any] = {"message": self.message, "type": self.type, "code": self.code}
         if self.param is not None:
             error["param"] = self.param
+        if request_id:
+            error["request_id"] = request_id
         return {"error": error}
 
 
@@ -102,6 +108,17 @@ class ProviderFailure(CtxgateError):
 
 
 class UpstreamRejected(InvalidRequest):
-    """The provider refused the request itself (a non-retryable 4xx): the client must change it."""
+    """The provider refused the request itself (a non-retryable 4xx): the client must change it.
+
+    The provider's own error text is logged, never returned: it can name internal hosts and echo prompts."""
 
     code = "upstream_rejected"
+
+    @classmethod
+    def of(cls, model: str, status: int, reason: str | None) -> UpstreamRejected:
+        """The client-facing error for a provider's refusal with HTTP ``status`` and a safe ``reason`` code."""
+        if reason == "context_length_exceeded":
+            return cls(f"The request is too long for the model `{model}`'s context window.", code=reason)
+        if status == 413:
+            return cls(f"The request is too large for the model `{model}`.", code="upstream_request_too_large")
+        return cls(f"The model `{model}` rejected the request (upstream status {status}).")

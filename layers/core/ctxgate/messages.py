@@ -84,7 +84,8 @@ class GenerationParams(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
-    """Other OpenAI parameters (e.g. ``reasoning_effort``, ``logit_bias``), forwarded to OpenAI-compatible upstreams."""
+    """The client's other request fields, as sent. Each provider adapter forwards only those on its allowlist (e.g.
+    the OpenAI adapter's ``reasoning_effort``, ``logit_bias``); unknown fields never reach an upstream."""
 
     def output_limit(self) -> int | None:
         """The cap on generated tokens, whichever of OpenAI's two names the client used."""

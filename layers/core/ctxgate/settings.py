@@ -70,6 +70,10 @@ class Settings:
     max_run_deadline_seconds: int
     keys_table_name: str
     auth_cache_ttl_seconds: int
+    provider_key_ttl_seconds: int
+    cache_max_entries_per_scope: int
+    """Bound on a semantic cache scope's entries; beyond it the least recently used are evicted."""
+    """How long a provider key read from Secrets Manager or SSM is cached in the process."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -112,6 +116,8 @@ class Settings:
             max_run_deadline_seconds=_int("CTXGATE_MAX_RUN_DEADLINE_SECONDS", 900),
             keys_table_name=os.environ.get("CTXGATE_KEYS_TABLE_NAME", "ctxgate-keys"),
             auth_cache_ttl_seconds=_int("CTXGATE_AUTH_CACHE_TTL_SECONDS", 60),
+            provider_key_ttl_seconds=_int("CTXGATE_PROVIDER_KEY_TTL_SECONDS", 300),
+            cache_max_entries_per_scope=_int("CTXGATE_CACHE_MAX_ENTRIES_PER_SCOPE", 500),
         )
 
 

@@ -6,10 +6,18 @@ import json
 import time
 
 import pytest
-from ctxgate.bootstrap import build_cache, chat_service, session_service
+from ctxgate.api.identity import limits_to_context
+from ctxgate.auth.models import KeyLimits
+from ctxgate.bootstrap import build_cache, build_chat, chat_service, session_service
 from ctxgate.cache.keys import CacheControl
+from ctxgate.cache.models import CachedResponse, SemanticEntry
+from ctxgate.chat.models import ChatRequest
 from ctxgate.errors import InvalidRequest
-from ctxgate.messages import Completion, GenerationParams, Message, Usage
+from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest, Usage
+from ctxgate.providers.base import TransientProviderError
+from ctxgate.providers.echo import EchoProvider
+from ctxgate.providers.registry import ModelConfig, ModelRouter, ModelsFile
+from ctxgate.retry import RetryPolicy
 from ctxgate.settings import get_settings
 
 from tests.conftest import load_event, load_function, sample_run
@@ -130,16 +138,46 @@ def test_non_deterministic_requests_bypass_the_cache(cache):
     assert first.status == "bypass" and not first.store
 
 
-def test_a_non_deterministic_request_that_opts_in_is_cached(cache):
-    # GIVEN the answer to a sampled request that opted in to caching
+def test_a_non_deterministic_request_that_opts_in_with_an_allowed_key_is_cached(cache):
+    # GIVEN the answer to a sampled request that opted in to caching, from a key allowed to
     warm = GenerationParams(temperature=0.8)
     messages = [Message(role="user", content="Write a haiku about rain")]
-    opted = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True)
+    opted = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True, allow_extended=True)
     cache.remember("acme", opted, Completion(message=Message(role="assistant", content="drops")), Usage(), "echo")
     # WHEN the same request opts in again
-    result = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True)
+    result = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True, allow_extended=True)
     # THEN it is an exact hit
     assert result.status == "hit-exact"
+
+
+def test_the_opt_in_is_refused_for_a_key_without_the_flag(cache):
+    # GIVEN a non-deterministic request whose answer an allowed key cached
+    warm = GenerationParams(temperature=0.8)
+    messages = [Message(role="user", content="Write a limerick about fog")]
+    opted = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True, allow_extended=True)
+    cache.remember("acme", opted, Completion(message=Message(role="assistant", content="mist")), Usage(), "echo")
+    # WHEN a key without the flag opts in
+    refused = cache.lookup("acme", "echo", messages, warm, control=CacheControl(), opt_in=True)
+    # THEN the request bypasses the cache: nothing is served, nothing stored
+    assert refused.status == "bypass" and refused.response is None and not refused.store
+
+
+def test_a_max_age_above_the_default_is_capped_unless_the_key_allows_it(cache):
+    # GIVEN a max-age four times the deployment's default
+    default = get_settings().cache_ttl_seconds
+    long = CacheControl(max_age=default * 4)
+    # WHEN it comes from a caller without the flag, and from one with it
+    capped = ask(cache, "How long is the warranty?", control=long)
+    allowed = cache.lookup(
+        "acme",
+        "echo",
+        [Message(role="user", content="How long is the warranty?")],
+        DETERMINISTIC,
+        control=long,
+        allow_extended=True,
+    )
+    # THEN only the allowed caller's entry may live longer than the default
+    assert capped.ttl == default and allowed.ttl == default * 4
 
 
 def test_no_cache_skips_the_lookup(cache):
@@ -229,10 +267,16 @@ def test_an_offloaded_response_is_served_whole(cache, aws):
 # -- through the api handler --------------------------------------------------------------------------------------
 
 
-def chat(api, context, body, headers=None):
-    response = api.lambda_handler(
-        load_event("chat_completion_stateful.json", body=body, headers=headers or {}), context
-    )
+def key_context(*, tenant: str, cache_opt_in: bool) -> dict:
+    """The Lambda authorizer's context for an API key (what ``ctxgate.api.identity.caller_of`` reads)."""
+    return {"lambda": {"tenant": tenant, "key_id": "key-1", **limits_to_context(KeyLimits(cache_opt_in=cache_opt_in))}}
+
+
+def chat(api, context, body, headers=None, authorizer=None):
+    event = load_event("chat_completion_stateful.json", body=body, headers=headers or {})
+    if authorizer is not None:
+        event["requestContext"]["authorizer"] = authorizer
+    response = api.lambda_handler(event, context)
     return response["statusCode"], {k.lower(): v for k, v in response["headers"].items()}, json.loads(response["body"])
 
 
@@ -299,13 +343,24 @@ def test_a_sampled_request_bypasses_the_cache(aws, lambda_context):
     assert headers["x-ctxgate-cache"] == "bypass"
 
 
-def test_a_sampled_request_that_opts_in_is_looked_up(aws, lambda_context):
-    # GIVEN the api function
+def test_a_sampled_request_that_opts_in_with_an_allowed_key_is_looked_up(aws, lambda_context):
+    # GIVEN the api function and a key with the cache_opt_in flag
     api = load_function("api")
+    allowed = key_context(tenant="default", cache_opt_in=True)
     # WHEN a request with temperature 0.9 opts in with x-ctxgate-cache-opt-in
-    headers = chat(api, lambda_context, WARM_HOURS, {"x-ctxgate-cache-opt-in": "true"})[1]
+    headers = chat(api, lambda_context, WARM_HOURS, {"x-ctxgate-cache-opt-in": "true"}, authorizer=allowed)[1]
     # THEN it is looked up (and, with nothing stored, misses)
     assert headers["x-ctxgate-cache"] == "miss"
+
+
+def test_a_key_without_the_flag_cannot_opt_in(aws, lambda_context):
+    # GIVEN the api function and a key without the cache_opt_in flag
+    api = load_function("api")
+    refused = key_context(tenant="default", cache_opt_in=False)
+    # WHEN a sampled request opts in
+    headers = chat(api, lambda_context, WARM_HOURS, {"x-ctxgate-cache-opt-in": "1"}, authorizer=refused)[1]
+    # THEN the cache is bypassed
+    assert headers["x-ctxgate-cache"] == "bypass"
 
 
 def test_a_bad_cache_control_header_is_a_400(aws, lambda_context):
@@ -376,3 +431,60 @@ def test_cache_lookup_handler_raises_on_an_invalid_event(aws, lambda_context):
     # THEN it raises (so Step Functions sees a failure), never a 200
     with pytest.raises(InvalidRequest):
         handler.lambda_handler({"model": "echo"}, lambda_context)
+
+
+# -- the model that produced an answer ----------------------------------------------------------------------------
+
+
+class Unavailable:
+    def complete(self, request: ProviderRequest) -> Completion:
+        raise TransientProviderError("primary down")
+
+
+def fallback_chat(aws):
+    """A chat service whose model ``main`` always fails over to ``backup`` (an echo)."""
+    models = ModelsFile(
+        models=[
+            ModelConfig(name="main", provider="echo", upstream_model="main", fallbacks=["backup"]),
+            ModelConfig(name="backup", provider="echo", upstream_model="backup"),
+        ]
+    )
+    router = ModelRouter(
+        models,
+        RetryPolicy(max_attempts=1),
+        provider_factory=lambda config, timeout: Unavailable() if config.name == "main" else EchoProvider(),
+    )
+    return build_chat(get_settings(), router)
+
+
+def test_a_fallback_models_answer_is_not_cached_as_the_primarys(aws):
+    # GIVEN a deterministic request for `main` that its fallback `backup` served
+    chat_svc = fallback_chat(aws)
+    request = ChatRequest("main", [Message(role="user", content="Which plan fits a team of five?")], DETERMINISTIC)
+    first = chat_svc.stateless("acme", request)
+    assert first.served_by == "backup" and first.cache.status == "miss"
+    # WHEN the same request and a paraphrase come again
+    again = chat_svc.stateless("acme", request)
+    paraphrase = chat_svc.stateless(
+        "acme", ChatRequest("main", [Message(role="user", content="Which plan suits a team of five?")], DETERMINISTIC)
+    )
+    # THEN neither is served the fallback's answer from the cache: nothing was stored under `main`
+    assert again.cache.status == "miss" and paraphrase.cache.status == "miss"
+    assert aws.session.client("dynamodb").scan(TableName=aws.physical["CacheTable"])["Count"] == 0
+
+
+def test_an_entry_produced_by_another_model_is_never_served(cache):
+    # GIVEN entries under echo's keys that record another model as their producer (as a cache written before
+    # fallbacks were kept out would hold)
+    lookup = ask(cache, "What is the refund window?")
+    answer = Completion(message=Message(role="assistant", content="30 days"))
+    stored = CachedResponse(completion=answer, usage=Usage(), served_by="backup", created_at=time.time())
+    cache.store.put_exact("acme", lookup.key, stored, expires_at=int(time.time()) + 60)
+    entry = SemanticEntry(
+        id="other", prompt=lookup.prompt, answer_id="x", served_by="backup", created_at=time.time(), expires_at=2**31
+    )
+    cache.store.put_semantic("acme", lookup.scope, entry, stored, lookup.vector)
+    # WHEN the same question and a paraphrase are looked up for echo
+    # THEN both miss
+    assert ask(cache, "What is the refund window?").status == "miss"
+    assert ask(cache, "What's the refund window?").status == "miss"

@@ -7,6 +7,7 @@ runs table and the session the run extends.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -39,6 +40,8 @@ from ctxgate.chat.service import ChatService
 from ctxgate.errors import InvalidRequest, NotFound
 from ctxgate.messages import GenerationParams, Message, Usage
 from ctxgate.sessions.models import validate_session_id
+
+logger = logging.getLogger(__name__)
 
 
 class AgentService:
@@ -331,6 +334,7 @@ class AgentService:
         run = self.get(tenant, run_id)
         if run.status in TERMINAL:
             return
+        logger.warning("run failed", extra={"run_id": run_id, "failure": error})  # the full cause stays here
         kind, message = public_failure(error)
         run = run.model_copy(update={"error": kind, "cause": message})
         self._finish(run, "failed", expected={"queued", "running"})

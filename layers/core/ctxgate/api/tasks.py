@@ -88,6 +88,7 @@ def lookup(event: dict[str, Any]) -> dict[str, Any]:
         control=parse_cache_control(task.cache_control),
         opt_in=task.opt_in,
         threshold=task.threshold,
+        allow_extended=False,  # no caller key travels with the task, so nothing allows the opt-in or a long max-age
     )
     response = result.response
     return {

@@ -18,11 +18,21 @@ class CacheStore(Protocol):
     def put_exact(self, tenant: str, key: str, response: CachedResponse, *, expires_at: int) -> None: ...
 
     def semantic_index(self, tenant: str, scope: str) -> SemanticIndex:
-        """Every live entry of a scope and a matrix of their vectors, row for row (implementations may keep an
-        incrementally refreshed copy in memory)."""
+        """The live entries of a scope (vectors, ids and prompts; no responses) and a matrix of their vectors, row
+        for row. Implementations may keep an incrementally refreshed copy in memory, bounded like the scope."""
         ...
 
-    def put_semantic(self, tenant: str, scope: str, entry: SemanticEntry, vector: np.ndarray) -> None: ...
+    def semantic_response(self, tenant: str, scope: str, entry: SemanticEntry) -> CachedResponse | None:
+        """The response of an entry a lookup chose, recording the use (the scope evicts least recently used
+        entries first). None if the entry was evicted or expired meanwhile."""
+        ...
+
+    def put_semantic(
+        self, tenant: str, scope: str, entry: SemanticEntry, response: CachedResponse, vector: np.ndarray
+    ) -> None:
+        """Store an entry; then, while the scope holds more than its bound, evict its least recently used entries
+        (from the store itself, not only from memory)."""
+        ...
 
 
 class CacheMetrics(Protocol):

@@ -4,7 +4,11 @@ Exact: a canonical key over tenant, model, the assembled messages and every outp
 Semantic: when everything but the last user message is identical (same context fingerprint), the last user
 message is embedded and compared with the scope's stored prompts, and a candidate is served only if
 :func:`ctxgate.cache.verify.choose` verifies it. Both are keyed by tenant, so tenants never see each other's
-entries. Only deterministic requests (``temperature`` 0 or a ``seed``) are cached unless the client opts in.
+entries. Only deterministic requests (``temperature`` 0 or a ``seed``) are cached unless the client opts in, and
+only callers allowed it (a key flag) may opt in or keep an entry longer than the default TTL.
+
+Every entry records the model that produced it: an answer from a fallback model is never stored under the
+requested model's keys, and an entry whose producer is not the requested model is never served.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class CacheLookup:
     similarity: float | None = None
     reason: str = ""
     key: str | None = None
+    model: str | None = None
+    """The requested model: only its own answers are stored and served under this lookup's keys."""
     scope: str | None = None
     prompt: str | None = None
     vector: Any = None
@@ -82,21 +88,33 @@ class ResponseCache:
         control: CacheControl,
         opt_in: bool = False,
         threshold: float | None = None,
+        allow_extended: bool = False,
     ) -> CacheLookup:
+        """Look the request up. ``opt_in`` (cache a non-deterministic request) and a ``max-age`` above the default
+        TTL are honoured only with ``allow_extended`` (the caller's key allows them); otherwise the opt-in is
+        ignored and the TTL capped at the default."""
         threshold = self.effective_threshold(threshold)
-        if not (is_deterministic(params) or opt_in):
-            return self._record(CacheLookup("bypass", reason="not deterministic (temperature 0 or a seed)"))
+        if not is_deterministic(params):
+            if not opt_in:
+                return self._record(CacheLookup("bypass", reason="not deterministic (temperature 0 or a seed)"))
+            if not allow_extended:
+                return self._record(CacheLookup("bypass", reason="this key may not opt in to caching"))
         key = exact_key(tenant, model, messages, params)
-        ttl = min(control.max_age if control.max_age is not None else self.default_ttl, MAX_TTL_SECONDS)
+        max_age = self.default_ttl if control.max_age is None else control.max_age
+        if not allow_extended:
+            max_age = min(max_age, self.default_ttl)
+        ttl = min(max_age, MAX_TTL_SECONDS)
         scope = prompt = None
         if self.embedder is not None and messages and messages[-1].role == "user" and messages[-1].text().strip():
             prompt = messages[-1].text()
             scope = f"{self.embedder().name}:{context_fingerprint(tenant, model, messages, params)}"
-        base = CacheLookup("miss", key=key, scope=scope, prompt=prompt, store=not control.no_store, ttl=ttl)
+        base = CacheLookup(
+            "miss", key=key, model=model, scope=scope, prompt=prompt, store=not control.no_store, ttl=ttl
+        )
         if control.no_cache:
             return self._record(_replace(base, status="bypass", reason="Cache-Control: no-cache"))
         hit = self.store.get_exact(tenant, key)
-        if hit is not None:
+        if hit is not None and hit.served_by == model:
             return self._record(_replace(base, status="hit-exact", response=hit, store=False))
         if scope is None or prompt is None:
             return self._record(base)
@@ -104,6 +122,9 @@ class ResponseCache:
         index = self.store.semantic_index(tenant, scope)
         entries, matrix = index.entries, index.vectors
         base = _replace(base, vector=vector)
+        if entries and any(e.served_by != model for e in entries):  # never stored so; refuse them regardless
+            own = [i for i, e in enumerate(entries) if e.served_by == model]
+            entries, matrix = [entries[i] for i in own], matrix[own]
         if not entries:
             return self._record(_replace(base, reason="no stored prompts in this context"))
         similarities = matrix @ vector
@@ -122,11 +143,14 @@ class ResponseCache:
         if verdict.candidate is None:
             return self._record(_replace(base, reason=verdict.reason))
         entry = next(e for e in entries if e.id == verdict.candidate.entry_id)
+        response = self.store.semantic_response(tenant, scope, entry)
+        if response is None or response.served_by != model:
+            return self._record(_replace(base, reason="the chosen entry was evicted"))
         return self._record(
             _replace(
                 base,
                 status="hit-semantic",
-                response=entry.response,
+                response=response,
                 store=False,
                 similarity=verdict.candidate.similarity,
                 reason=verdict.reason,
@@ -134,8 +158,9 @@ class ResponseCache:
         )
 
     def remember(self, tenant: str, lookup: CacheLookup, completion: Completion, usage: Usage, served_by: str) -> None:
-        """Store a fresh response under the lookup's keys (unless the request said no-store or was not cacheable)."""
-        if not lookup.store or lookup.key is None:
+        """Store a fresh response under the lookup's keys, unless the request said no-store or was not cacheable, or
+        ``served_by`` (a fallback) is not the model the lookup was for."""
+        if not lookup.store or lookup.key is None or served_by != lookup.model:
             return
         now = self.clock()
         response = CachedResponse(completion=completion, usage=usage, served_by=served_by, created_at=now)
@@ -146,9 +171,14 @@ class ResponseCache:
         vector = lookup.vector if lookup.vector is not None else self.embedder().embed([lookup.prompt])[0]
         answer = hashlib.sha256(completion.model_dump_json().encode()).hexdigest()[:32]
         entry = SemanticEntry(
-            id=uuid.uuid4().hex, prompt=lookup.prompt, answer_id=answer, response=response, expires_at=expires_at
+            id=uuid.uuid4().hex,
+            prompt=lookup.prompt,
+            answer_id=answer,
+            served_by=served_by,
+            created_at=now,
+            expires_at=expires_at,
         )
-        self.store.put_semantic(tenant, lookup.scope, entry, vector)
+        self.store.put_semantic(tenant, lookup.scope, entry, response, vector)
 
     def _record(self, lookup: CacheLookup) -> CacheLookup:
         if self.metrics is not None:

@@ -17,6 +17,9 @@ class CacheOptions:
     """Cache a non-deterministic request too."""
     threshold: float | None = None
     """A stricter semantic threshold for this request."""
+    allow_extended: bool = False
+    """The caller's key allows ``opt_in`` and a ``max-age`` above the default TTL (``KeyLimits.cache_opt_in``);
+    without it both are ignored."""
 
 
 @dataclass(frozen=True)

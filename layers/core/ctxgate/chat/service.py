@@ -178,6 +178,7 @@ class ChatService:
             control=options.control,
             opt_in=options.opt_in,
             threshold=options.threshold,
+            allow_extended=options.allow_extended,
         )
 
     def _remember(

@@ -1,4 +1,9 @@
-"""Anthropic Messages API over httpx."""
+"""Anthropic Messages API over httpx.
+
+The body is built field by field from an allowlist (model, system, messages, max_tokens, temperature, top_p,
+stop_sequences, tools, tool_choice); the client's other fields (``GenerationParams.extra``) are never forwarded:
+none of OpenAI's extra parameters has a Messages API equivalent the gateway maps.
+"""
 
 from __future__ import annotations
 
@@ -116,8 +121,9 @@ class AnthropicProvider(HttpProvider):
 
     def complete(self, request: ProviderRequest) -> Completion:
         headers = {"content-type": "application/json", "anthropic-version": API_VERSION}
-        if self.api_key:
-            headers["x-api-key"] = self.api_key
+        key = self.api_key
+        if key:
+            headers["x-api-key"] = key
         data = self.post("/v1/messages", to_anthropic(request), headers)
         if data.get("type") == "error":
             raise ProviderRejected(f"anthropic error: {data.get('error')}")

@@ -5,6 +5,9 @@
   client must change its request, so it surfaces as a 4xx.
 - :class:`ProviderUnusable`: this provider cannot serve at all (bad credentials, missing access). Not retried,
   but the next fallback may work.
+
+Their messages carry upstream details (status, body excerpt, host) for the logs only: the router logs them and
+raises client-facing errors with generic messages (:mod:`ctxgate.errors`).
 """
 
 from __future__ import annotations
@@ -33,9 +36,13 @@ class TransientProviderError(RetryableError):
 
 
 class ProviderRejected(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
+    """``reason`` is a safe, ctxgate-chosen classification of the refusal (see :func:`rejection_reason`), never
+    upstream text."""
+
+    def __init__(self, message: str, status: int = 400, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
 
 
 class ProviderUnusable(Exception):
@@ -44,6 +51,15 @@ class ProviderUnusable(Exception):
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 REJECTED_STATUS = frozenset({400, 404, 413, 422})
+CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
+_CONTEXT_LENGTH_HINTS = ("context_length_exceeded", "context length", "context window", "too long", "too many tokens")
+
+
+def rejection_reason(detail: str) -> str | None:
+    """A safe code for a refusal the client can act on, read from the upstream's error text (which itself is
+    never shown to clients): the providers word "the prompt is too long" differently, so look for any wording."""
+    lowered = detail.lower()
+    return CONTEXT_LENGTH_EXCEEDED if any(hint in lowered for hint in _CONTEXT_LENGTH_HINTS) else None
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -76,8 +92,12 @@ def raise_for_http_status(response: httpx.Response, provider: str) -> None:
             retry_after = None if retry_after is None else retry_after / 1000.0
         raise TransientProviderError(message, retry_after=retry_after)
     if status in REJECTED_STATUS:
-        raise ProviderRejected(message, status)
+        raise ProviderRejected(message, status, reason=rejection_reason(detail))
     raise ProviderUnusable(message)
+
+
+ApiKey = str | Callable[[], str] | None
+"""A provider key: fixed, absent, or read on each use (a secret; the reader caches it)."""
 
 
 class HttpProvider:
@@ -90,12 +110,25 @@ class HttpProvider:
     default_base_url = ""
 
     def __init__(
-        self, *, base_url: str | None, api_key: str | None, timeout: float, client: httpx.Client | None = None
+        self, *, base_url: str | None, api_key: ApiKey, timeout: float, client: httpx.Client | None = None
     ) -> None:
         self.base_url = (base_url or self.default_base_url).rstrip("/")
-        self.api_key = api_key
+        self._api_key = api_key
         self.timeout = timeout
         self._client = client
+
+    @property
+    def api_key(self) -> str | None:
+        """The key to send now. Raises :class:`ProviderUnusable` if its secret cannot be read (a fallback may
+        still serve; the reason is logged by the router, never shown to the client)."""
+        if not callable(self._api_key):
+            return self._api_key
+        from ctxgate.providers.secrets import SecretUnavailable
+
+        try:
+            return self._api_key()
+        except SecretUnavailable as error:
+            raise ProviderUnusable(f"{self.name} key unavailable: {error}") from error
 
     @property
     def client(self) -> httpx.Client:

@@ -1,4 +1,9 @@
-"""Amazon Bedrock through the Converse API (boto3 ``bedrock-runtime``)."""
+"""Amazon Bedrock through the Converse API (boto3 ``bedrock-runtime``).
+
+The call's arguments are built from an allowlist (modelId, system, messages, inferenceConfig, toolConfig); the
+client's other fields (``GenerationParams.extra``) are never forwarded, and ``additionalModelRequestFields`` (the
+Converse API's pass-through to the model) is never set.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,13 @@ import json
 from typing import Any
 
 from ctxgate.messages import Completion, FunctionCall, Message, ProviderRequest, ToolCall, Usage
-from ctxgate.providers.base import ProviderRejected, ProviderUnusable, TransientProviderError, alternate_roles
+from ctxgate.providers.base import (
+    ProviderRejected,
+    ProviderUnusable,
+    TransientProviderError,
+    alternate_roles,
+    rejection_reason,
+)
 
 TRANSIENT_CODES = frozenset(
     {
@@ -154,7 +165,7 @@ class BedrockProvider:
             if code in TRANSIENT_CODES:
                 raise TransientProviderError(message) from error
             if code in REJECTED_CODES:
-                raise ProviderRejected(message) from error
+                raise ProviderRejected(message, reason=rejection_reason(message)) from error
             raise ProviderUnusable(message) from error
         except (ReadTimeoutError, ConnectionError) as error:
             raise TransientProviderError(f"bedrock transport error: {error!r}") from error

@@ -1,13 +1,51 @@
-"""OpenAI-compatible Chat Completions over httpx (OpenAI itself, vLLM, Ollama, LiteLLM, ...)."""
+"""OpenAI-compatible Chat Completions over httpx (OpenAI itself, vLLM, Ollama, LiteLLM, ...).
+
+The body is built from an allowlist: the named generation parameters, plus those of the client's other fields that
+are documented Chat Completions parameters the gateway can honour (:data:`FORWARDED_EXTRAS`). Anything else a
+client sends is dropped here, so a caller cannot reach upstream features the operator pays for or never meant to
+expose (``store``, ``service_tier``, ``audio``, ``web_search_options``, ...).
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from ctxgate.messages import Completion, Message, ProviderRequest, Usage
 from ctxgate.providers.base import HttpProvider, ProviderRejected, TransientProviderError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+NAMED_PARAMETERS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "response_format")
+# Documented Chat Completions parameters that change only sampling or reasoning, which the gateway passes on.
+# Left out on purpose: stream/stream_options/n (the gateway's own), logprobs/top_logprobs (not rendered back),
+# store/metadata (keep data at the provider), service_tier (changes the operator's price), audio/modalities/
+# prediction/web_search_options (paid features and outputs the gateway does not render), functions/function_call
+# (deprecated; use tools).
+FORWARDED_EXTRAS = frozenset(
+    {
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "max_completion_tokens",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "verbosity",
+        "user",
+        "safety_identifier",
+        "prompt_cache_key",
+    }
+)
+TOOL_FUNCTION_FIELDS = ("name", "description", "parameters", "strict")
+
+logger = logging.getLogger(__name__)
+
+
+def _tool(tool: dict[str, Any]) -> dict[str, Any] | None:
+    """A function tool reduced to its documented fields; other tool types are not forwarded."""
+    function = tool.get("function")
+    if tool.get("type") != "function" or not isinstance(function, dict):
+        return None
+    return {"type": "function", "function": {k: function[k] for k in TOOL_FUNCTION_FIELDS if k in function}}
 
 
 class OpenAIProvider(HttpProvider):
@@ -15,19 +53,27 @@ class OpenAIProvider(HttpProvider):
     default_base_url = DEFAULT_BASE_URL
 
     def payload(self, request: ProviderRequest) -> dict[str, Any]:
+        """The request body: only allowlisted fields (see the module docstring); the dropped names are logged."""
         params = request.params
         body: dict[str, Any] = {"model": request.upstream_model, "messages": [m.wire() for m in request.messages]}
-        for key in ("temperature", "top_p", "max_tokens", "stop", "seed", "tools", "tool_choice", "response_format"):
+        for key in NAMED_PARAMETERS:
             value = getattr(params, key)
             if value is not None:
                 body[key] = value
-        body.update(params.extra)
+        tools = [t for t in (_tool(tool) for tool in params.tools or ()) if t is not None]
+        if tools:
+            body["tools"] = tools
+        body.update({k: v for k, v in params.extra.items() if k in FORWARDED_EXTRAS and v is not None})
+        dropped = sorted(set(params.extra) - FORWARDED_EXTRAS)
+        if dropped:
+            logger.info("request fields not forwarded to openai", extra={"fields": dropped})
         return body
 
     def complete(self, request: ProviderRequest) -> Completion:
         headers = {"content-type": "application/json"}
-        if self.api_key:
-            headers["authorization"] = f"Bearer {self.api_key}"
+        key = self.api_key
+        if key:
+            headers["authorization"] = f"Bearer {key}"
         data = self.post("/chat/completions", self.payload(request), headers)
         try:
             choice = data["choices"][0]

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ctxgate.errors import ProviderFailure, UnknownModel, UpstreamRejected
 from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest
-from ctxgate.providers.base import Provider, ProviderRejected, ProviderUnusable, TransientProviderError
+from ctxgate.providers.base import ApiKey, Provider, ProviderRejected, ProviderUnusable, TransientProviderError
+from ctxgate.providers.secrets import SecretRef, SecretsReader
 from ctxgate.retry import RetryableError, RetryPolicy, call_with_retry
 
 logger = logging.getLogger(__name__)
@@ -27,7 +28,20 @@ class ModelConfig(BaseModel):
     upstream_model: str = Field(min_length=1)
     base_url: str | None = None
     api_key_env: str | None = None
+    """The NAME of an environment variable holding the key: for local runs (a deployed stack sets no key in its
+    environment)."""
+    api_key_secret: str | None = None
+    """Where a deployed stack reads the key: a Secrets Manager secret name or ARN, or ``ssm:<parameter>`` (see
+    :mod:`ctxgate.providers.secrets`)."""
     fallbacks: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ModelConfig:
+        if self.api_key_env and self.api_key_secret:
+            raise ValueError(f"model {self.name!r}: give api_key_env (local) or api_key_secret (deployed), not both")
+        if self.api_key_secret is not None:
+            SecretRef.parse(self.api_key_secret)
+        return self
 
     def min_cacheable_tokens(self) -> int:
         """The smallest prompt prefix the provider will cache (Claude Haiku models need 2048, others 1024)."""
@@ -67,8 +81,22 @@ def load_models(path: Path | None) -> ModelsFile:
         raise ValueError(f"invalid models file {path}: {error}") from error
 
 
-def build_provider(config: ModelConfig, timeout: float) -> Provider:
-    api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
+def api_key_of(config: ModelConfig, secrets: SecretsReader | None = None) -> ApiKey:
+    """The model's key: read from its environment variable now, or a callable that reads its secret on each call
+    (cached for the secrets TTL, so a rotated key is picked up without a cold start)."""
+    if config.api_key_secret:
+        from ctxgate.settings import get_settings
+
+        reader = secrets or SecretsReader(get_settings().provider_key_ttl_seconds)
+        reference = config.api_key_secret
+        return lambda: reader.read(reference)
+    return os.environ.get(config.api_key_env) if config.api_key_env else None
+
+
+def build_provider(config: ModelConfig, timeout: float, *, secrets: SecretsReader | None = None) -> Provider:
+    """The adapter of ``config.provider``; ``secrets`` reads ``api_key_secret`` keys (default: a reader with the
+    configured TTL)."""
+    api_key = api_key_of(config, secrets)
     if config.provider == "echo":
         from ctxgate.providers.echo import EchoProvider
 
@@ -130,7 +158,8 @@ class ModelRouter:
         """Returns the completion and the model configuration that actually served it.
 
         Raises :class:`UpstreamRejected` (4xx) when a provider refuses the request itself, and
-        :class:`ProviderFailure` (502/503) when every candidate failed.
+        :class:`ProviderFailure` (502/503) when every candidate failed; neither carries upstream text (it is
+        logged).
         """
         primary = self.resolve(model)
         candidates = [primary, *(self.models[f] for f in primary.fallbacks)]
@@ -146,14 +175,21 @@ class ModelRouter:
                 completion = call_with_retry(lambda p=provider, r=request: p.complete(r), self.policy, **retry_kwargs)
                 return completion, config
             except ProviderRejected as error:
-                raise UpstreamRejected(f"model {config.name!r} rejected the request: {error}") from error
+                # The upstream's text stays in the logs: it can name internal hosts and echo the prompt.
+                logger.warning("model rejected the request", extra={"model": config.name, "error": str(error)})
+                raise UpstreamRejected.of(config.name, error.status, error.reason) from error
             except RetryableError as error:
                 failures.append(f"{config.name}: {error}")
             except ProviderUnusable as error:
                 transient_only = False
                 failures.append(f"{config.name}: {error}")
             logger.warning("model candidate failed", extra={"model": config.name, "error": failures[-1]})
-        raise ProviderFailure("All providers failed: " + " | ".join(failures), unavailable=transient_only)
+        logger.error("every candidate failed", extra={"model": model, "failures": failures})
+        raise ProviderFailure(
+            f"The model `{model}` could not be reached: every configured provider failed"
+            + (" (temporarily; retry later)." if transient_only else "."),
+            unavailable=transient_only,
+        )
 
 
 __all__ = ["ModelConfig", "ModelRouter", "ModelsFile", "TransientProviderError", "load_models"]

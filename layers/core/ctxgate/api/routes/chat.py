@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from ctxgate.api.identity import tenant_of
+from ctxgate.api.identity import caller_of
 from ctxgate.api.responses import json_response
+from ctxgate.auth.models import Caller
 from ctxgate.errors import InvalidRequest
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def chat_completions() -> Response:
     from ctxgate.chat.models import ChatRequest
 
     event = router.current_event
+    caller = request_caller()
     wire = parse_chat_request(event.decoded_body or "")
     budget = event.headers.get(BUDGET_HEADER)
     request = ChatRequest(
@@ -41,14 +43,14 @@ def chat_completions() -> Response:
         params=wire.params(),
         pins=wire.pinned(),
         budget_tokens=_int_header(budget, BUDGET_HEADER) if budget is not None else None,
-        cache=cache_options(),
+        cache=cache_options(caller),
     )
     session_id = event.headers.get(SESSION_HEADER)
     headers: dict[str, str] = {}
     if session_id is None:
-        outcome = chat_service().stateless(tenant_of(event.raw_event), request)
+        outcome = chat_service().stateless(caller.tenant, request)
     else:
-        outcome = chat_service().stateful(tenant_of(event.raw_event), session_id, request)
+        outcome = chat_service().stateful(caller.tenant, session_id, request)
         headers = {SESSION_HEADER: session_id, TURN_HEADER: str(outcome.turn)}
         if outcome.plan is not None:
             headers[CONTEXT_TOKENS_HEADER] = str(outcome.plan.input_tokens)
@@ -63,9 +65,15 @@ def chat_completions() -> Response:
     return json_response(200, completion_body(outcome.completion, outcome.usage, wire.model), headers)
 
 
-def cache_options() -> CacheOptions:
+def request_caller() -> Caller:
+    """The current request's caller, as the authorizer established it."""
+    return caller_of(router.current_event.raw_event)
+
+
+def cache_options(caller: Caller) -> CacheOptions:
     """``Cache-Control`` (no-cache, no-store, max-age), the opt-in for non-deterministic requests, and a stricter
-    semantic threshold, from the current request's headers."""
+    semantic threshold, from the current request's headers; the opt-in and a max-age above the default are
+    honoured only if the caller's key allows them (``cache_opt_in``)."""
     from ctxgate.cache.keys import parse_cache_control
     from ctxgate.chat.models import CacheOptions
 
@@ -76,7 +84,12 @@ def cache_options() -> CacheOptions:
     except ValueError:
         raise InvalidRequest("X-Ctxgate-Cache-Threshold must be a number.", param=THRESHOLD_HEADER) from None
     opt_in = (event.headers.get(OPT_IN_HEADER) or "").strip().lower() in ("1", "true", "yes", "on")
-    return CacheOptions(control=parse_cache_control(event.headers.get("Cache-Control")), opt_in=opt_in, threshold=value)
+    return CacheOptions(
+        control=parse_cache_control(event.headers.get("Cache-Control")),
+        opt_in=opt_in,
+        threshold=value,
+        allow_extended=caller.limits.cache_opt_in,
+    )
 
 
 def _int_header(raw: str, name: str) -> int:

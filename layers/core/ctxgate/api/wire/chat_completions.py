@@ -12,9 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
 
-# Parameters the gateway itself consumes; every other extra field is forwarded to OpenAI-compatible upstreams.
-GATEWAY_ONLY = frozenset({"stream", "stream_options", "n"})
-
 
 class WireMessage(Message):
     """A client message: ctxgate accepts ``"pin": true`` beside role and content to pin it to the session."""
@@ -47,7 +44,10 @@ class ChatCompletionRequest(BaseModel):
         return [m.text() for m in self.messages if m.pin and m.role != "system"]
 
     def params(self) -> GenerationParams:
-        extra = {k: v for k, v in (self.model_extra or {}).items() if k not in GATEWAY_ONLY}
+        """The generation parameters. The client's other fields travel in ``extra``; each provider adapter forwards
+        only those on its own allowlist and drops the rest (a fallback may be another provider, so a field is not
+        refused here for one provider's sake)."""
+        extra = dict(self.model_extra or {})
         if self.max_completion_tokens is not None:
             extra["max_completion_tokens"] = self.max_completion_tokens
         return GenerationParams(
