@@ -14,13 +14,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from ctxgate.api.limits import limit_body_size
 from ctxgate.api.responses import client_error, json_response, server_error
-from ctxgate.api.routes import chat, models, runs, sessions
+from ctxgate.api.routes import chat, models, runs, sessions, usage
 from ctxgate.errors import CtxgateError, NotFound
 
 logger = Logger()
 app = APIGatewayHttpResolver()
 app.use(middlewares=[limit_body_size])
-for resource in (chat, sessions, runs, models):
+for resource in (chat, sessions, runs, models, usage):
     app.include_router(resource.router)
 app.exception_handler(CtxgateError)(client_error)
 app.exception_handler(Exception)(server_error)

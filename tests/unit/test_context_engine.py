@@ -7,6 +7,7 @@ import json
 import random
 
 import pytest
+from ctxgate.auth.models import Caller
 from ctxgate.bootstrap import build_sessions
 from ctxgate.chat.models import ChatRequest
 from ctxgate.context.assemble import ContextBudgetExceeded, ContextState, assemble_context, plan_eviction
@@ -35,7 +36,7 @@ class Harness:
 
     def send(self, *messages: Message, budget: int | None = None, session: str = "s"):
         outcome = self.service.stateful(
-            "t",
+            Caller("t"),
             session,
             ChatRequest(
                 "echo",

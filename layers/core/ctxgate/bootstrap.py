@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ctxgate.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from ctxgate.adapters.dynamodb_quotas import DynamoQuotaStore
     from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
     from ctxgate.agent.service import AgentService
     from ctxgate.cache.service import ResponseCache
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ctxgate.chat.sessions import SessionService
     from ctxgate.context.engine import ContextEngine
     from ctxgate.providers.registry import ModelRouter
+    from ctxgate.quotas.service import SpendControl
 
 
 def build_router(settings: Settings) -> ModelRouter:
@@ -87,6 +89,26 @@ def build_cache(settings: Settings) -> ResponseCache:
     )
 
 
+def build_quota_store(settings: Settings) -> DynamoQuotaStore:
+    """The usage table: per-key quota counters, the usage ledger and the tenants' run slots."""
+    from ctxgate.adapters.dynamodb_quotas import DynamoQuotaStore
+
+    return DynamoQuotaStore(settings.usage_table_name)
+
+
+def build_spend(settings: Settings) -> SpendControl:
+    """Quotas and the usage ledger over the usage table, and the hard caps from settings."""
+    from ctxgate.quotas.service import SpendControl
+
+    store = build_quota_store(settings)
+    return SpendControl(
+        store,
+        store,
+        max_budget_tokens=settings.max_budget_tokens,
+        default_output_tokens=settings.default_output_tokens,
+    )
+
+
 def build_chat(settings: Settings, router: ModelRouter | None = None) -> ChatService:
     """The chat service over the configured AWS resources; ``router`` replaces the one built from the models
     file (benchmarks and tests use scripted providers)."""
@@ -99,6 +121,7 @@ def build_chat(settings: Settings, router: ModelRouter | None = None) -> ChatSer
         router,
         engine,
         cache=build_cache(settings),
+        spend=build_spend(settings),
         ttl_seconds=settings.session_ttl_seconds,
         conflict_retries=settings.session_conflict_retries,
     )
@@ -126,6 +149,8 @@ def build_agent(settings: Settings, chat: ChatService) -> AgentService:
         queue=SqsRunQueue(settings.runs_queue_url) if settings.runs_queue_url else None,
         executions=StepFunctionsExecutions(settings.state_machine_arn),
         tool_allowlist=settings.tool_allowed_hosts,
+        slots=build_quota_store(settings),
+        max_concurrent_runs=settings.max_concurrent_runs,
     )
 
 
@@ -161,10 +186,16 @@ def agent_service() -> AgentService:
     return build_agent(get_settings(), chat_service())
 
 
+@cache
+def usage_ledger() -> DynamoQuotaStore:
+    """The usage ledger ``GET /v1/usage`` reads."""
+    return build_quota_store(get_settings())
+
+
 def reset() -> None:
     """Forget the process-wide services and settings (after the environment changed)."""
     from ctxgate.aws import reset_clients
 
-    for built in (chat_service, session_service, compaction_queue, agent_service, get_settings):
+    for built in (chat_service, session_service, compaction_queue, agent_service, usage_ledger, get_settings):
         built.cache_clear()
     reset_clients()

@@ -1,6 +1,7 @@
-"""The ``ctxgate`` command: ``ctxgate local`` (the local gateway) and ``ctxgate bench ...`` (benchmarks).
+"""The ``ctxgate`` command: ``ctxgate local`` (the local gateway), ``ctxgate bench ...`` (benchmarks) and
+``ctxgate usage`` (a tenant's usage and cost).
 
-Both front-ends import their implementation lazily; neither is used inside Lambda.
+Each front-end imports its implementation lazily; none is used inside Lambda.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ def parser() -> argparse.ArgumentParser:
     cache.add_argument("--sweep", action="store_true", help="also print a row for each of several thresholds")
     cache.add_argument("--json", action="store_true")
     cache.set_defaults(func=_bench)
+    from ctxgate import cli_usage
+
+    cli_usage.add_parser(commands)
     return root
 
 

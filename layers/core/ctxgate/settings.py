@@ -52,6 +52,11 @@ class Settings:
     state_machine_arn: str
     tool_allowed_hosts: list[str]
     jwt_tenant_claim: str
+    # Spend control (quotas, usage ledger, hard caps).
+    usage_table_name: str
+    max_budget_tokens: int
+    default_output_tokens: int
+    max_concurrent_runs: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,6 +90,10 @@ class Settings:
             tool_allowed_hosts=[
                 h.strip() for h in os.environ.get("CTXGATE_TOOL_ALLOWED_HOSTS", "").split(",") if h.strip()
             ],
+            usage_table_name=os.environ.get("CTXGATE_USAGE_TABLE_NAME", "ctxgate-usage"),
+            max_budget_tokens=_int("CTXGATE_MAX_BUDGET_TOKENS", 262_144),
+            default_output_tokens=_int("CTXGATE_DEFAULT_OUTPUT_TOKENS", 4096),
+            max_concurrent_runs=_int("CTXGATE_MAX_CONCURRENT_RUNS", 10),
         )
 
 

@@ -16,12 +16,19 @@ from typing import Any
 from ctxgate.agent.models import TERMINAL, PendingCall, Run, RunRequest, Step
 from ctxgate.agent.ports import ExecutionExists, Executions, RunQueue, RunStatusConflict, RunStore
 from ctxgate.agent.tools import ToolError, run_tool
+from ctxgate.auth.models import Caller
 from ctxgate.chat.models import ChatRequest
 from ctxgate.chat.service import ChatService
 from ctxgate.context.models import CompactionRequest
-from ctxgate.errors import InvalidRequest, NotFound
+from ctxgate.errors import InvalidRequest, NotFound, RateLimited
 from ctxgate.messages import GenerationParams, Message
+from ctxgate.quotas.ports import RunSlots
 from ctxgate.sessions.models import validate_session_id
+
+MAX_RUN_SECONDS = 86_400
+"""The longest deadline a run may set; a run without one holds its slot at most this long if it never ends."""
+SLOT_GRACE_SECONDS = 300
+RUN_SLOT_RETRY_AFTER = 10
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,8 @@ class AgentService:
         queue: RunQueue | None,
         executions: Executions,
         tool_allowlist: list[str],
+        slots: RunSlots | None = None,
+        max_concurrent_runs: int = 10,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.runs = runs
@@ -56,15 +65,29 @@ class AgentService:
         self.queue = queue
         self.executions = executions
         self.tool_allowlist = tool_allowlist
+        self.slots = slots
+        """A tenant's concurrent runs (None: not capped)."""
+        self.max_concurrent_runs = max_concurrent_runs
         self.clock = clock
 
     # -- API ---------------------------------------------------------------------------------------------------
 
-    def create(self, tenant: str, request: RunRequest) -> Run:
+    def create(self, caller: Caller, request: RunRequest) -> Run:
+        """Create and queue a run for ``caller``, whose key every model call of the run counts against.
+
+        Raises PermissionDenied (403) for a model outside the key's list and RateLimited (429) when the tenant
+        already has ``max_concurrent_runs`` live runs; the slot is taken atomically here and given back when the
+        run ends."""
+        self.chat.spend.admit_model(caller, request.model)
         self.chat.router.resolve(request.model)
+        tenant = caller.tenant
         run_id = f"run_{uuid.uuid4().hex}"
         session_id = validate_session_id(request.session_id) if request.session_id else f"run-{run_id}"
+        if self.queue is None:
+            raise InvalidRequest("Agent runs are not configured (no runs queue).", code="runs_unavailable")
         now = self.clock()
+        deadline_at = now + request.deadline_seconds if request.deadline_seconds else None
+        self._take_slot(tenant, run_id, (deadline_at or now + MAX_RUN_SECONDS) + SLOT_GRACE_SECONDS, now)
         run = Run(
             id=run_id,
             tenant=tenant,
@@ -75,15 +98,34 @@ class AgentService:
             input=request.input,
             max_steps=request.max_steps,
             max_tokens=request.max_tokens,
-            deadline_at=now + request.deadline_seconds if request.deadline_seconds else None,
+            deadline_at=deadline_at,
             created_at=now,
             updated_at=now,
+            key_id=caller.key_id,
+            key_limits=caller.limits,
         )
-        self.runs.create(run)
-        if self.queue is None:
-            raise InvalidRequest("Agent runs are not configured (no runs queue).", code="runs_unavailable")
-        self.queue.enqueue(tenant, run_id)
+        try:
+            self.runs.create(run)
+            self.queue.enqueue(tenant, run_id)
+        except BaseException:
+            self._ended(run)
+            raise
         return run
+
+    def _take_slot(self, tenant: str, run_id: str, expires_at: float, now: float) -> None:
+        if self.slots is None:
+            return
+        if not self.slots.acquire(tenant, run_id, cap=self.max_concurrent_runs, expires_at=expires_at, now=now):
+            raise RateLimited(
+                f"At most {self.max_concurrent_runs} agent runs may be active at once; wait for one to end.",
+                retry_after=RUN_SLOT_RETRY_AFTER,
+                code="concurrent_runs_exceeded",
+            )
+
+    def _ended(self, run: Run) -> None:
+        """Give back the run's slot (idempotent, so every path that ends a run may call it)."""
+        if self.slots is not None:
+            self.slots.release(run.tenant, run.id)
 
     def get(self, tenant: str, run_id: str) -> Run:
         run = self.runs.get(tenant, run_id)
@@ -130,7 +172,7 @@ class AgentService:
         tools = [t.openai() for t in run.tools] or None
         started = self.clock()
         outcome = self.chat.stateful(
-            tenant, run.session_id, ChatRequest(run.model, new, GenerationParams(tools=tools, temperature=0))
+            run.caller(), run.session_id, ChatRequest(run.model, new, GenerationParams(tools=tools, temperature=0))
         )
         number = run.steps_used + 1
         usage = outcome.usage
@@ -160,6 +202,8 @@ class AgentService:
             update.update(status="succeeded", output=outcome.completion.message.text())
         run = run.model_copy(update=update)
         self.runs.save(run, expected_status={"queued", "running"})
+        if finished:
+            self._ended(run)
         over = not finished and number >= run.max_steps
         return {
             "finished": finished,
@@ -235,6 +279,7 @@ class AgentService:
             self.runs.save(
                 run.model_copy(update={"status": status, "updated_at": self.clock()}), expected_status=expected
             )
+        self._ended(run)
 
     def _tool_results(self, run: Run) -> list[Message]:
         messages = []

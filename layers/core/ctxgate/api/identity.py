@@ -43,6 +43,15 @@ def tenant_of(event: Mapping[str, Any]) -> str:
     return caller_of(event).tenant
 
 
+def request_caller(event: Mapping[str, Any]) -> Caller:
+    """The caller of ``event``. Like :func:`tenant_of`, an event without an authorizer context is the default
+    tenant's, with no key, until the authorizer is in place; then this is :func:`caller_of`."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer")
+    if not authorizer:
+        return Caller(tenant=get_settings().default_tenant)
+    return caller_of(event)
+
+
 def limits_to_context(limits: KeyLimits) -> dict[str, str | int | bool]:
     """A key's limits as the authorizer's context carries them (flat: strings, numbers and booleans)."""
     context: dict[str, str | int | bool] = {"cache_opt_in": limits.cache_opt_in}
