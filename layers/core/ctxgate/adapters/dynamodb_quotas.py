@@ -98,7 +98,7 @@ class DynamoQuotaStore:
                 ":tokens": {"N": str(tokens)},
                 ":expires": {"N": str(expires_at)},
             },
-            "ReturnValues": "UPDATED_NEW",
+            "ReturnValues": "ALL_NEW",
         }
         if room:
             if min(room.values()) < 0:
