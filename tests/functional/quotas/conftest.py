@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+import types
 from typing import Any
 
 import pytest
 from ctxgate.adapters.dynamodb_quotas import DynamoQuotaStore
 from ctxgate.api.identity import limits_to_context
 from ctxgate.auth.models import KeyLimits
+from ctxgate.quotas.models import Windows
 
 from tests.conftest import load_event, load_function
 
@@ -17,6 +20,22 @@ from tests.conftest import load_event, load_function
 @pytest.fixture
 def api(aws):
     return load_function("api")
+
+
+@pytest.fixture(autouse=True)
+def now(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The instant every quota window is computed at: spend control's clock is stopped at the start of the current
+    minute, so a test cannot straddle two minute windows (or two days)."""
+    from ctxgate.quotas import service
+
+    instant = float(int(time.time()) // 60 * 60)
+    monkeypatch.setattr(service, "time", types.SimpleNamespace(time=lambda: instant))
+    return instant
+
+
+@pytest.fixture
+def today(now: float) -> str:
+    return Windows.at(now).day
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -82,7 +81,7 @@ def test_a_concurrent_burst_never_pushes_the_token_counter_past_its_limit(api, l
     assert max(seen) <= 1000
 
 
-def test_a_served_request_is_settled_to_its_actual_usage(api, lambda_context, aws, quota_store):
+def test_a_served_request_is_settled_to_its_actual_usage(api, lambda_context, aws, quota_store, now):
     # GIVEN a key with a token quota
     limits = KeyLimits(rpm=5, tpm=10_000)
     # WHEN a request that may produce up to 500 tokens is served
@@ -90,7 +89,7 @@ def test_a_served_request_is_settled_to_its_actual_usage(api, lambda_context, aw
     # THEN the minute window keeps the request and exactly the tokens it used, not the worst case
     assert status == 200
     used = body["usage"]["total_tokens"]
-    counters = quota_store.current("key_a", Windows.at(time.time()), limits=limits)
+    counters = quota_store.current("key_a", Windows.at(now), limits=limits)
     assert (counters.minute_requests, counters.minute_tokens) == (1, used)
     # AND the headers report what remains of the key's limits
     assert headers["x-ratelimit-limit-requests"] == "5" and headers["x-ratelimit-remaining-requests"] == "4"
@@ -100,7 +99,7 @@ def test_a_served_request_is_settled_to_its_actual_usage(api, lambda_context, aw
 
 
 def test_a_failed_provider_call_releases_its_reservation(
-    api, lambda_context, aws, quota_store, models_file, monkeypatch
+    api, lambda_context, aws, quota_store, models_file, monkeypatch, now
 ):
     # GIVEN a model whose upstream always fails, and a key with quotas
     monkeypatch.setenv("CTXGATE_RETRY_MAX_ATTEMPTS", "1")
@@ -117,7 +116,7 @@ def test_a_failed_provider_call_releases_its_reservation(
         status, _, _ = call(api, lambda_context, event)
     # THEN the client gets a 5xx and every window is back where it was
     assert status >= 500 and upstream.called
-    counters = quota_store.current("key_a", Windows.at(time.time()), limits=limits)
+    counters = quota_store.current("key_a", Windows.at(now), limits=limits)
     assert (counters.minute_requests, counters.minute_tokens, counters.day_tokens) == (0, 0, 0)
     assert quota_store.usage("acme", "2000-01-01", "2999-12-31") == []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import pytest
@@ -20,7 +19,6 @@ PRICED = (
     "    provider: echo\n"
     "    upstream_model: echo\n"
 )
-TODAY = dt.datetime.now(dt.UTC).date().isoformat()
 
 
 @pytest.fixture
@@ -48,10 +46,10 @@ def expected_cost(usages: list[dict]) -> float:
     return sum(u["prompt_tokens"] * 3.0 + u["completion_tokens"] * 15.0 for u in usages if u["model"] == "echo") / 1e6
 
 
-def test_usage_by_model_sums_tokens_and_prices_them(api, lambda_context, traffic):
+def test_usage_by_model_sums_tokens_and_prices_them(api, lambda_context, traffic, today):
     # GIVEN acme's traffic on a priced and a free model
     # WHEN acme asks for today's usage by model
-    event = as_key(get_event("/v1/usage", {"start": TODAY, "end": TODAY, "group_by": "model"}), key_id="key_a")
+    event = as_key(get_event("/v1/usage", {"start": today, "end": today, "group_by": "model"}), key_id="key_a")
     status, _, report = call(api, lambda_context, event)
     # THEN each model's row sums its requests and tokens, and the cost follows the models file's prices
     assert status == 200 and report["object"] == "usage" and report["group_by"] == "model"
@@ -66,20 +64,20 @@ def test_usage_by_model_sums_tokens_and_prices_them(api, lambda_context, traffic
     assert report["total"]["requests"] == 4 and report["total"]["cost_usd"] == pytest.approx(expected_cost(traffic))
 
 
-def test_usage_by_key_covers_the_callers_tenant_only(api, lambda_context, traffic):
+def test_usage_by_key_covers_the_callers_tenant_only(api, lambda_context, traffic, today):
     # GIVEN traffic of two tenants
     # WHEN acme asks for its usage by key
     status, _, report = call(api, lambda_context, as_key(get_event("/v1/usage", {"group_by": "key"}), key_id="key_b"))
     # THEN it sees its own two keys, and nothing of the other tenant
     assert status == 200 and report["tenant"] == "acme"
     assert {row["key_id"]: row["requests"] for row in report["data"]} == {"key_a": 3, "key_b": 1}
-    assert report["start"] <= TODAY == report["end"]
+    assert report["start"] <= today == report["end"]
 
 
-def test_usage_by_day_is_the_default(api, lambda_context, traffic):
-    status, _, report = call(api, lambda_context, as_key(get_event("/v1/usage", {"start": TODAY})))
+def test_usage_by_day_is_the_default(api, lambda_context, traffic, today):
+    status, _, report = call(api, lambda_context, as_key(get_event("/v1/usage", {"start": today})))
     assert status == 200 and report["group_by"] == "day"
-    assert [(row["date"], row["requests"]) for row in report["data"]] == [(TODAY, 4)]
+    assert [(row["date"], row["requests"]) for row in report["data"]] == [(today, 4)]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +90,7 @@ def test_a_bad_period_or_grouping_is_a_400(api, lambda_context, aws, query):
     assert body["error"]["param"] in ("start", "group_by")
 
 
-def test_a_cache_hit_counts_as_a_request_without_tokens(api, lambda_context, aws, quota_store):
+def test_a_cache_hit_counts_as_a_request_without_tokens(api, lambda_context, aws, quota_store, today):
     # GIVEN a deterministic request that is cached after it is served once
     event = chat_event("what is 2+2?", temperature=0)
     first = call(api, lambda_context, as_key(event, rpm=10, tpm=100_000))
@@ -102,20 +100,20 @@ def test_a_cache_hit_counts_as_a_request_without_tokens(api, lambda_context, aws
     assert first[0] == second[0] == 200 and second[1]["x-ctxgate-cache"] == "hit-exact"
     assert second[1]["x-ratelimit-remaining-requests"] == "8"
     assert int(second[1]["x-ratelimit-remaining-tokens"]) == 100_000 - first[2]["usage"]["total_tokens"]
-    [row] = quota_store.usage("acme", TODAY, TODAY)
+    [row] = quota_store.usage("acme", today, today)
     assert (row.requests, row.cache_hits) == (2, 1)
     assert row.input_tokens == first[2]["usage"]["prompt_tokens"]
 
 
-def test_ctxgate_usage_json_prints_the_same_report(api, lambda_context, aws, traffic, capsys):
+def test_ctxgate_usage_json_prints_the_same_report(api, lambda_context, aws, traffic, capsys, today):
     # GIVEN acme's traffic in the stack's usage table
     # WHEN an operator runs `ctxgate usage --json` against the table
     table = aws.physical["UsageTable"]
-    code = main(["usage", "--tenant", "acme", "--start", TODAY, "--group-by", "model", "--table", table, "--json"])
+    code = main(["usage", "--tenant", "acme", "--start", today, "--group-by", "model", "--table", table, "--json"])
     # THEN it prints one JSON object: the report GET /v1/usage returns
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
-    event = as_key(get_event("/v1/usage", {"start": TODAY, "end": TODAY, "group_by": "model"}))
+    event = as_key(get_event("/v1/usage", {"start": today, "end": today, "group_by": "model"}))
     assert printed == call(api, lambda_context, event)[2]
 
 

@@ -44,13 +44,13 @@ class SpendControl:
         *,
         max_budget_tokens: int = DEFAULT_MAX_BUDGET_TOKENS,
         default_output_tokens: int = 4096,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.counters = counters
         self.ledger = ledger
         self.max_budget_tokens = max_budget_tokens
         self.default_output_tokens = default_output_tokens
-        self.clock = clock
+        self.clock = clock or time.time
 
     # -- hard caps: pure checks, before anything is read or paid for ---------------------------------------------
 
