@@ -29,8 +29,9 @@ def rate_limit_headers(state: RateLimitState | None) -> dict[str, str]:
 
 def duration(seconds: float) -> str:
     """``seconds`` as OpenAI writes a reset: milliseconds under a second, else whole seconds (rounded up)."""
-    if seconds < 1:
-        return f"{max(0, math.ceil(seconds * 1000))}ms"
+    milliseconds = max(0, math.ceil(seconds * 1000))
+    if milliseconds < 1000:
+        return f"{milliseconds}ms"
     total = math.ceil(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
