@@ -24,4 +24,8 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.cache import main as cache_main
 
         return cache_main(dataset=args.dataset, threshold=args.threshold, sweep=args.sweep, json_output=args.json)
+    if args.bench == "overhead":
+        from benchmarks.overhead import main as overhead_main
+
+        return overhead_main(json_output=args.json, requests=args.requests, clients=args.clients)
     raise SystemExit(f"unknown benchmark {args.bench}")

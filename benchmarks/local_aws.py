@@ -17,6 +17,7 @@ def local_aws(**environment: str) -> Iterator[Any]:
     import boto3
     from ctxgate.bootstrap import reset
     from ctxgate_local import moto_patches
+    from ctxgate_local.handlers import LocalFunctions
     from ctxgate_local.template import provision, read_stack
     from moto import mock_aws
 
@@ -24,9 +25,11 @@ def local_aws(**environment: str) -> Iterator[Any]:
         {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    moto_patches.apply()
+    functions = LocalFunctions()
+    moto_patches.apply(functions)
     with mock_aws():
         stack = provision(read_stack(ROOT / "template.yaml"), boto3.session.Session(region_name="us-east-1"))
+        functions.add_stack(stack)
         os.environ.update(stack.functions["ApiFunction"].environment)
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"  # the handlers' INFO lines would bury the figures (and --json)
         os.environ.update(environment)

@@ -51,6 +51,8 @@ class Aws:
     session: Any
     stack: Any
     """The provisioned ``ctxgate_local.template.LocalStack`` (functions, queue ARNs, ...)."""
+    functions: Any
+    """The ``ctxgate_local.handlers.LocalFunctions`` that moto's Lambda invokes run: add one to make it invocable."""
 
     @property
     def table(self) -> str:
@@ -71,16 +73,20 @@ class Aws:
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     from ctxgate_local import moto_patches
+    from ctxgate_local.handlers import LocalFunctions
     from ctxgate_local.template import provision, read_stack
     from moto import mock_aws
 
-    moto_patches.apply()
+    functions = LocalFunctions()
+    moto_patches.apply(functions)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         stack = provision(read_stack(ROOT / "template.yaml"), boto3.session.Session(region_name="us-east-1"))
+        functions.add_stack(stack)
         for name, value in stack.functions["ApiFunction"].environment.items():
             monkeypatch.setenv(name, value)
         _reset_caches()
-        yield Aws(physical=stack.physical, session=boto3.session.Session(region_name="us-east-1"), stack=stack)
+        session = boto3.session.Session(region_name="us-east-1")
+        yield Aws(physical=stack.physical, session=session, stack=stack, functions=functions)
 
 
 @dataclass

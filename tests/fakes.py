@@ -26,10 +26,26 @@ class MemoryStore:
         self.epoch_rows: dict[tuple[str, str], list[Epoch]] = {}
         self.shards: dict[str, RecallShard] = {}
         self.conflicts_to_inject = 0
+        self.leases: dict[tuple[str, str], tuple[str, float]] = {}
+        self.acquisitions = 0
         self.lock = threading.Lock()
 
     def get(self, tenant, session_id):
         return self.meta.get((tenant, session_id))
+
+    def try_acquire(self, tenant, session_id, holder, *, now, until):
+        with self.lock:
+            current = self.leases.get((tenant, session_id))
+            if current is not None and current[0] != holder and current[1] >= now:
+                return False
+            self.leases[(tenant, session_id)] = (holder, until)
+            self.acquisitions += 1
+            return True
+
+    def release(self, tenant, session_id, holder):
+        with self.lock:
+            if self.leases.get((tenant, session_id), (None,))[0] == holder:
+                del self.leases[(tenant, session_id)]
 
     def turns(self, tenant, session_id, *, after=0, limit=None):
         rows = [t for t in self.rows.get((tenant, session_id), []) if t.seq > after]
@@ -78,9 +94,6 @@ class MemoryStore:
             self.meta[key] = current.model_copy(update=update)
             return turns
 
-    def refresh_expiry(self, tenant, session_id, expires_at):
-        pass
-
     def delete(self, tenant, session_id):
         return self.meta.pop((tenant, session_id), None) is not None
 
@@ -117,8 +130,8 @@ class MemoryStore:
             self.epoch_rows[key] = sorted([*kept, *put], key=lambda e: e.first_seq)
             self.meta[key] = meta.model_copy(update={"evicted_through": evicted_through})
 
-    def put_shard(self, tenant, session_id, shard):
-        key = f"{tenant}/{session_id}/{shard.first_seq}-{shard.last_seq}"
+    def put_shard(self, meta, shard):
+        key = f"{meta.tenant}/{meta.session_id}/{meta.incarnation}/{shard.first_seq}-{shard.last_seq}"
         self.shards[key] = shard
         return key
 
@@ -153,7 +166,6 @@ def chat_service(
         store,
         router,
         engine,
-        ttl_seconds=3600,
         conflict_retries=conflict_retries,
         conflict_deadline=conflict_deadline,
         sleep=lambda s: None,

@@ -1,4 +1,9 @@
-"""Run a template's Lambda handlers in-process, the way the Lambda runtime would import and call them."""
+"""Run a template's Lambda handlers in-process, the way the Lambda runtime would import and call them.
+
+``LocalFunctions`` says which handler serves a Lambda function *name*: whoever provisions a stack fills one, and the
+Lambda patch in ``moto_patches`` reads it. The modules of ``ctxgate_local`` depend one way only:
+``template`` <- ``handlers`` <- ``moto_patches`` / ``http_api`` / ``sqs_delivery`` <- ``runtime``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ctxgate_local.template import ACCOUNT, REGION, Function
+from ctxgate_local.template import ACCOUNT, REGION, Function, LocalStack
 
 _lock = threading.Lock()
 _modules: dict[str, ModuleType] = {}
@@ -62,3 +67,21 @@ def invoke(function: Function, event: dict[str, Any]) -> Any:
         deadline=time.monotonic() + function.timeout,
     )
     return load_handler(function)(event, context)
+
+
+class LocalFunctions:
+    """The functions whose handlers run in this process, by the name Lambda knows them by (``FunctionName``)."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Function] = {}
+
+    def add(self, name: str, function: Function) -> None:
+        self._by_name[name] = function
+
+    def add_stack(self, stack: LocalStack) -> None:
+        """Every function of a provisioned stack, under its physical name."""
+        for logical_id, function in stack.functions.items():
+            self.add(stack.physical[logical_id], function)
+
+    def get(self, name: str) -> Function | None:
+        return self._by_name.get(name)

@@ -8,14 +8,18 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from ctxgate_local.handlers import invoke
 from ctxgate_local.template import ACCOUNT, Function
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's own limit
+FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
+JSON_HEADERS = {"content-type": "application/json"}
 
 
 class Route:
@@ -86,16 +90,50 @@ def to_event(
     }
 
 
-def from_result(result: Any) -> tuple[int, dict[str, str], bytes]:
+@dataclass(frozen=True)
+class LocalResponse:
+    """A response of the emulated API. A ``bytes`` body is sent whole, with its length; any other iterable of
+    ``bytes`` is streamed with ``Transfer-Encoding: chunked``, each chunk sent as soon as the iterable yields it."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes | Iterable[bytes] = b""
+
+
+def from_result(result: Any) -> LocalResponse:
     """Lambda's payload-2.0 response rules: a dict with statusCode is used as is, anything else is JSON 200."""
     if not (isinstance(result, dict) and "statusCode" in result):
-        return 200, {"content-type": "application/json"}, json.dumps(result).encode()
+        return LocalResponse(200, dict(JSON_HEADERS), json.dumps(result).encode())
     headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
     for name, values in (result.get("multiValueHeaders") or {}).items():
         headers[name.lower()] = ",".join(values)
     body = result.get("body") or ""
     data = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
-    return int(result["statusCode"]), headers, data
+    return LocalResponse(int(result["statusCode"]), headers, data)
+
+
+class BinaryWriter(Protocol):
+    def write(self, data: bytes, /) -> int | None: ...
+
+
+def write_response(out: BinaryWriter, response: LocalResponse, server_headers: dict[str, str]) -> None:
+    """Write ``response`` as HTTP/1.1 to ``out``, an unbuffered socket writer (every ``write`` is one send).
+
+    A buffered body goes out in the same write as the head: sent separately, the body waited for the client's delayed
+    ACK of the head (Nagle's algorithm), ~40 ms per request. A streamed body goes out as one write per chunk, so each
+    chunk reaches the client as soon as it exists. The framing headers are always the server's own.
+    """
+    headers = {**server_headers, **{k: v for k, v in response.headers.items() if k not in FRAMING_HEADERS}}
+    reason = BaseHTTPRequestHandler.responses.get(response.status, ("",))[0]
+    head = f"HTTP/1.1 {response.status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    if isinstance(response.body, bytes | bytearray):
+        out.write(f"{head}content-length: {len(response.body)}\r\n\r\n".encode("latin-1") + response.body)
+        return
+    out.write(f"{head}transfer-encoding: chunked\r\n\r\n".encode("latin-1"))
+    for chunk in response.body:
+        if chunk:  # an empty chunk would end the body early
+            out.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+    out.write(b"0\r\n\r\n")
 
 
 def make_server(host: str, port: int, functions: dict[str, Function]) -> ThreadingHTTPServer:
@@ -104,24 +142,25 @@ def make_server(host: str, port: int, functions: dict[str, Function]) -> Threadi
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "ctxgate-local"
+        # Every write is sent at once: a streamed chunk must not wait for the ACK of the one before it.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-        def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-            self.send_response(status)
-            for name, value in headers.items():
-                if name not in ("content-length", "connection", "transfer-encoding"):
-                    self.send_header(name, value)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        def _send(self, response: LocalResponse) -> None:
+            server_headers = {"server": self.version_string(), "date": self.date_time_string()}
+            try:
+                write_response(self.wfile, response, server_headers)
+            except Exception:  # a response cut off midway (a failed stream) leaves the connection unusable
+                self.close_connection = True
+                raise
 
         def _serve(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             if length > MAX_PAYLOAD_BYTES:
                 self.close_connection = True
-                self._send(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
+                self._send(LocalResponse(413, JSON_HEADERS, b'{"message":"Request Entity Too Large"}'))
                 return
             body = self.rfile.read(length) if length else b""
             headers: dict[str, str] = {}
@@ -134,15 +173,15 @@ def make_server(host: str, port: int, functions: dict[str, Function]) -> Threadi
                 if params is not None:
                     break
             else:
-                self._send(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
+                self._send(LocalResponse(404, JSON_HEADERS, b'{"message":"Not Found"}'))
                 return
             event = to_event(self.command, self.path, headers, body, route, params)
             try:
-                status, out_headers, data = from_result(invoke(route.function, event))
+                response = from_result(invoke(route.function, event))
             except Exception:  # what API Gateway answers when the integration fails
-                self._send(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+                self._send(LocalResponse(500, JSON_HEADERS, b'{"message":"Internal Server Error"}'))
                 raise
-            self._send(status, out_headers, data)
+            self._send(response)
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

@@ -1,7 +1,8 @@
 """Patches that make moto behave like the real services where ctxgate depends on it. Pinned: moto==5.2.1.
 
-Lambda: without Docker, moto cannot run a function's code. ``_invoke_in_process`` runs the real handler of the
-template's function in this process instead, so Step Functions' ``lambda:invoke`` tasks execute ctxgate's code.
+Lambda: without Docker, moto cannot run a function's code. ``_in_process_invoker`` runs the real handler of the
+template's function in this process instead (the one a ``LocalFunctions`` registry names), so Step Functions'
+``lambda:invoke`` tasks execute ctxgate's code.
 
 DynamoDB transactions: moto's ``transact_write_items`` deep-copies each table, applies the operations one by
 one, and on a failed condition *restores the copy*, silently discarding whatever other threads committed in
@@ -16,8 +17,13 @@ should an operation still fail midway, it restores just the items the transactio
 from __future__ import annotations
 
 import functools
+import json
 import threading
+import traceback
+from collections.abc import Callable
 from typing import Any
+
+from ctxgate_local.handlers import LocalFunctions, invoke
 
 MOTO_VERSION = "5.2.1"
 _WRITE_METHODS = ("put_item", "update_item", "delete_item")
@@ -114,37 +120,32 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
             raise
 
 
-LAMBDA_FUNCTIONS: dict[str, Any] = {}
-"""moto function name -> ``ctxgate_local.template.Function``, filled by provisioning."""
+def _in_process_invoker(functions: LocalFunctions) -> Callable[..., tuple[str, bool, str]]:
+    """moto's ``LambdaFunction._invoke_lambda`` without Docker: import the real handler and call it here."""
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        """Returns (payload, errored, logs) as moto expects. An exception becomes a ``FunctionError`` payload whose
+        ``errorType`` is the exception's class name, which Step Functions' Retry and Catch match on."""
+        function = functions.get(self.function_name)
+        if function is None:
+            missing = f"no local code for {self.function_name}"
+            return json.dumps({"errorType": "ResourceNotFoundException", "errorMessage": missing}), True, ""
+        if isinstance(event, str | bytes):
+            event = json.loads(event or "{}")
+        try:
+            return json.dumps(invoke(function, event or {}), default=str), False, ""
+        except Exception as error:  # a handler failure is a FunctionError, never a crash of the emulator
+            trace = traceback.format_exc()
+            payload = {"errorType": type(error).__name__, "errorMessage": str(error), "stackTrace": trace.splitlines()}
+            return json.dumps(payload), True, trace
+
+    return _invoke_lambda
 
 
-def _invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
-    """moto's ``LambdaFunction._invoke_lambda`` without Docker: import the real handler and call it here.
-
-    Returns (payload, errored, logs) as moto expects. An exception becomes a ``FunctionError`` payload whose
-    ``errorType`` is the exception's class name, which Step Functions' Retry and Catch match on.
+def apply(functions: LocalFunctions) -> None:
+    """Call before serving requests (``ctxgate local``) or in test fixtures. Idempotent, except that Lambda invokes
+    run the handlers of the latest call's ``functions``: fill it with ``LocalFunctions.add_stack`` after provisioning.
     """
-    import json
-    import traceback
-
-    from ctxgate_local.handlers import invoke
-
-    function = LAMBDA_FUNCTIONS.get(self.function_name)
-    if function is None:
-        error = {"errorType": "ResourceNotFoundException", "errorMessage": f"no local code for {self.function_name}"}
-        return json.dumps(error), True, ""
-    if isinstance(event, str | bytes):
-        event = json.loads(event or "{}")
-    try:
-        return json.dumps(invoke(function, event or {}), default=str), False, ""
-    except Exception as error:  # a handler failure is a FunctionError, never a crash of the emulator
-        trace = traceback.format_exc()
-        payload = {"errorType": type(error).__name__, "errorMessage": str(error), "stackTrace": trace.splitlines()}
-        return json.dumps(payload), True, trace
-
-
-def apply() -> None:
-    """Idempotent; call before serving requests (``ctxgate local``) or in test fixtures."""
     import moto
     from moto.dynamodb.models import DynamoDBBackend
 
@@ -156,6 +157,6 @@ def apply() -> None:
             setattr(DynamoDBBackend, name, _serialized(method))
     from moto.awslambda.models import LambdaFunction
 
-    LambdaFunction._invoke_lambda = _invoke_in_process  # type: ignore[method-assign]
+    LambdaFunction._invoke_lambda = _in_process_invoker(functions)  # type: ignore[method-assign]
     if getattr(DynamoDBBackend.transact_write_items, "__wrapped__", None) is not _transact_write_items:
         DynamoDBBackend.transact_write_items = _serialized(_transact_write_items)  # type: ignore[method-assign]

@@ -77,8 +77,10 @@ def start(
     from moto.server import ThreadedMotoServer
 
     from ctxgate_local import moto_patches
+    from ctxgate_local.handlers import LocalFunctions
 
-    moto_patches.apply()
+    functions = LocalFunctions()
+    moto_patches.apply(functions)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
 
     moto_port = moto_port or free_port(host)
@@ -98,6 +100,7 @@ def start(
     import boto3
 
     stack = provision(read_stack(template or find_template(), parameters), boto3.session.Session(region_name=REGION))
+    functions.add_stack(stack)
     for function in stack.functions.values():
         os.environ.update(function.environment)
     if config is not None:

@@ -138,7 +138,9 @@ def _name(logical_id: str, lower: bool = False) -> str:
 
 
 def provision(stack: LocalStack, session: Any) -> LocalStack:
-    """Create every table, bucket and queue of the template in the AWS endpoint ``session`` points at."""
+    """Create every table, bucket, queue, state machine and function of the template in the AWS endpoint ``session``
+    points at. Functions get an empty package: register ``stack.functions`` for in-process invocation
+    (``ctxgate_local.handlers.LocalFunctions.add_stack``) to make them run."""
     resources = stack.resources
     ddb, s3, sqs = session.client("dynamodb"), session.client("s3"), session.client("sqs")
     # Queues first, dead-letter queues before the queues that redrive to them.
@@ -167,9 +169,6 @@ def provision(stack: LocalStack, session: Any) -> LocalStack:
     for logical_id in functions:
         function = _function(stack, logical_id, resources[logical_id].get("Properties", {}))
         stack.functions[logical_id] = function
-        from ctxgate_local.moto_patches import LAMBDA_FUNCTIONS
-
-        LAMBDA_FUNCTIONS[stack.physical[logical_id]] = function
         lam.create_function(  # type: ignore[union-attr]
             FunctionName=stack.physical[logical_id],
             Runtime="python3.12",

@@ -25,7 +25,8 @@ def test_a_run_with_a_webhook_tool_succeeds_in_ctxgate_local(tmp_path):
     config.write_text(
         f"models:\n  - {{name: agent, provider: openai, upstream_model: gpt-x, base_url: '{upstream.url}/v1'}}\n"
     )
-    gateway = start_gateway("--config", str(config), "--parameter", "ToolAllowedHosts=127.0.0.1")
+    allowed = f"ToolAllowedHosts=127.0.0.1:{tools.server.server_address[1]}"  # loopback only when named with its port
+    gateway = start_gateway("--config", str(config), "--parameter", allowed)
     try:
         base = gateway.base_url
         body = {

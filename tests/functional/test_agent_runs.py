@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from ctxgate.agent.models import MAX_TOOL_CALLS_PER_STEP
 from ctxgate_local.runtime import free_port
 
 from tests.conftest import FakeContext, load_event, load_function
@@ -78,7 +79,8 @@ def world(aws, tmp_path, monkeypatch) -> Iterator[Any]:
         f"  - {{name: down, provider: openai, upstream_model: scripted, base_url: 'http://127.0.0.1:{free_port()}/v1'}}\n"
     )
     monkeypatch.setenv("CTXGATE_MODELS_FILE", str(models))
-    monkeypatch.setenv("CTXGATE_TOOL_ALLOWED_HOSTS", "127.0.0.1")
+    # The loopback tool server is reachable only because the allowlist names its IP and port explicitly.
+    monkeypatch.setenv("CTXGATE_TOOL_ALLOWED_HOSTS", f"127.0.0.1:{tools.server.server_address[1]}")
     monkeypatch.setenv("CTXGATE_RETRY_MAX_ATTEMPTS", "1")
     from tests.conftest import _reset_caches
 
@@ -201,6 +203,8 @@ def test_a_provider_that_always_fails_fails_the_run_with_its_cause_and_dead_lett
     run = start_and_wait(world, run_id)
     assert run["status"] == "failed" and run["error"]["error"] == "ProviderFailure"
     assert "All providers failed" in run["error"]["cause"]
+    # the cause is a clean message: no stack trace, no upstream address
+    assert "stackTrace" not in run["error"]["cause"] and "127.0.0.1" not in run["error"]["cause"]
     # The DLQ message is sent by the state after the one that marks the run failed: wait for it.
     sqs = world.aws.session.client("sqs")
     deadline = time.monotonic() + 20
@@ -208,6 +212,23 @@ def test_a_provider_that_always_fails_fails_the_run_with_its_cause_and_dead_lett
         assert time.monotonic() < deadline, "the run id never reached the DLQ"
         time.sleep(0.05)
     assert [json.loads(m["Body"])["run_id"] for m in messages] == [run_id]
+
+
+def test_tool_calls_over_the_per_step_limit_are_error_results_and_are_not_run(world):
+    world.tools.routes["/ping"] = lambda body: (200, {"pong": body["n"]})
+    calls = [(f"c{n:02d}", "ping", {"n": n}) for n in range(MAX_TOOL_CALLS_PER_STEP + 1)]
+    world.upstream.routes["/v1/chat/completions"] = script(completion(calls=calls), completion("16 pongs."))
+    run = start_and_wait(
+        world, create(world, input=[{"role": "user", "content": "ping"}], tools=[tool(world, "ping", "/ping")])
+    )
+    assert run["status"] == "succeeded" and run["output"] == "16 pongs."
+    assert sorted(r["n"] for r in world.tools.requests["/ping"]) == list(range(MAX_TOOL_CALLS_PER_STEP))
+    refused = [s for s in run["steps"] if s["kind"] == "tool" and s["is_error"]]
+    assert [s["tool_call_id"] for s in refused] == [f"c{MAX_TOOL_CALLS_PER_STEP:02d}"]
+    assert "Not run" in refused[0]["result"]
+    # the model saw a result for every call it made, so the session stays well-formed
+    second = world.upstream.requests["/v1/chat/completions"][1]["messages"]
+    assert len([m for m in second if m["role"] == "tool"]) == MAX_TOOL_CALLS_PER_STEP + 1
 
 
 def test_max_steps_stops_the_run_for_budget(world):
@@ -302,9 +323,10 @@ def test_the_budget_check_compacts_a_long_run_session_through_the_consumer(world
     assert plan.summarised, "the consumer summarised the run's evicted turns"
 
 
-def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path):
-    from ctxgate_local.moto_patches import LAMBDA_FUNCTIONS
+def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path, monkeypatch):
     from ctxgate_local.template import _EMPTY_ZIP, Function
+
+    from tests.conftest import _reset_caches
 
     (tmp_path / "tool.py").write_text("def handler(event, context):\n    return {'total': sum(event['numbers'])}\n")
     lam = world.aws.session.client("lambda")
@@ -312,9 +334,11 @@ def test_a_lambda_tool_is_invoked_with_the_arguments(world, tmp_path):
     arn = lam.create_function(
         FunctionName="adder", Runtime="python3.12", Role=role, Handler="tool.handler", Code={"ZipFile": _EMPTY_ZIP}
     )["FunctionArn"]
-    LAMBDA_FUNCTIONS["adder"] = Function(
-        logical_id="Adder", code_uri=tmp_path, handler="tool.handler", environment={}, timeout=10
+    world.aws.functions.add(
+        "adder", Function(logical_id="Adder", code_uri=tmp_path, handler="tool.handler", environment={}, timeout=10)
     )
+    monkeypatch.setenv("CTXGATE_TOOL_FUNCTION_ARNS", arn)  # the operator lists it (ToolFunctionArns)
+    _reset_caches()
     world.upstream.routes["/v1/chat/completions"] = script(
         completion(calls=[("c1", "add", {"numbers": [2, 3, 37]})]), completion("The total is 42.")
     )

@@ -34,6 +34,21 @@ CACHE_KEYS = {
     "seconds",
 }
 
+OVERHEAD_KEYS = {"requests", "gateway_idle_cpu_ms_per_second", "levels", "goal_ratio", "within_goal", "seconds"}
+OVERHEAD_LEVEL_KEYS = {
+    "clients",
+    "requests",
+    "direct_p50_ms",
+    "direct_p99_ms",
+    "gateway_p50_ms",
+    "gateway_p99_ms",
+    "added_p50_ms",
+    "added_p99_ms",
+    "gateway_cpu_ms_per_request",
+    "gateway_cpu_ms_per_request_less_idle",
+    "added_p50_to_cpu_ratio",
+}
+
 
 def bench(*args: str) -> dict:
     command = [str(Path(sys.executable).with_name("ctxgate")), "bench", *args, "--json"]
@@ -83,3 +98,15 @@ def test_cache_benchmark_json(tmp_path):
     result = bench("cache", "--dataset", str(dataset))
     assert set(result) == CACHE_KEYS
     assert result["pairs"] == 3 and result["wrong_hits"] == 0 and result["correct_hits"] >= 1
+
+
+def test_overhead_benchmark_json():
+    # GIVEN a tiny request count at one and at two concurrent clients
+    # WHEN the benchmark runs the real `ctxgate local` in front of its mock upstream
+    result = bench("overhead", "--requests", "6", "--clients", "1", "2")
+    # THEN it prints one JSON object with the documented keys and one row per concurrency level,
+    # each counting exactly the requests that went through the gateway
+    assert set(result) == OVERHEAD_KEYS
+    assert [level["clients"] for level in result["levels"]] == [1, 2]
+    assert all(set(level) == OVERHEAD_LEVEL_KEYS for level in result["levels"])
+    assert all(level["requests"] == 6 for level in result["levels"])

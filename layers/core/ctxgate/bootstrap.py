@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ctxgate.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from ctxgate.adapters.dynamodb_context import DynamoContextStore
     from ctxgate.adapters.dynamodb_quotas import DynamoQuotaStore
     from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
     from ctxgate.agent.service import AgentService
@@ -35,20 +36,12 @@ def build_router(settings: Settings) -> ModelRouter:
 
 def build_engine(settings: Settings, router: ModelRouter) -> ContextEngine:
     """The context engine over the sessions table, the bucket and the compaction queue."""
-    from ctxgate.adapters.dynamodb_context import DynamoContextStore
-    from ctxgate.adapters.s3_blobs import S3BlobStore
     from ctxgate.context.engine import ContextEngine
     from ctxgate.context.models import ContextConfig
     from ctxgate.context.summarize import Summarizer
 
-    store = DynamoContextStore(
-        settings.table_name,
-        S3BlobStore(settings.bucket_name),
-        ttl_seconds=settings.session_ttl_seconds,
-        offload_threshold_bytes=settings.offload_threshold_bytes,
-    )
     return ContextEngine(
-        store,
+        build_context_store(settings),
         ContextConfig(
             recall_share=settings.recall_share,
             recall_min_relevance=settings.recall_min_relevance,
@@ -57,6 +50,20 @@ def build_engine(settings: Settings, router: ModelRouter) -> ContextEngine:
         summarizer=Summarizer(router, settings.summarizer_model or None),
         default_budget_tokens=settings.default_budget_tokens,
         queue=build_compaction_queue(settings),
+    )
+
+
+def build_context_store(settings: Settings) -> DynamoContextStore:
+    """The sessions table (turns, pins, summaries) with large bodies and recall shards in the bucket."""
+    from ctxgate.adapters.dynamodb_context import DynamoContextStore
+    from ctxgate.adapters.s3_blobs import S3BlobStore
+
+    return DynamoContextStore(
+        settings.table_name,
+        S3BlobStore(settings.bucket_name),
+        ttl_seconds=settings.session_ttl_seconds,
+        offload_threshold_bytes=settings.offload_threshold_bytes,
+        expiry_shards=settings.expiry_shards,
     )
 
 
@@ -122,7 +129,6 @@ def build_chat(settings: Settings, router: ModelRouter | None = None) -> ChatSer
         engine,
         cache=build_cache(settings),
         spend=build_spend(settings),
-        ttl_seconds=settings.session_ttl_seconds,
         conflict_retries=settings.session_conflict_retries,
     )
 
@@ -141,16 +147,19 @@ def build_agent(settings: Settings, chat: ChatService) -> AgentService:
     from ctxgate.adapters.dynamodb_runs import DynamoRunStore
     from ctxgate.adapters.sqs_runs import SqsRunQueue
     from ctxgate.adapters.stepfunctions_runs import StepFunctionsExecutions
+    from ctxgate.adapters.tool_runners import tool_runner
+    from ctxgate.agent.limits import RunLimits
     from ctxgate.agent.service import AgentService
+    from ctxgate.quotas.runs import ConcurrentRuns
 
     return AgentService(
-        DynamoRunStore(settings.runs_table_name),
+        DynamoRunStore(settings.runs_table_name, retention_seconds=settings.run_retention_seconds),
         chat,
         queue=SqsRunQueue(settings.runs_queue_url) if settings.runs_queue_url else None,
         executions=StepFunctionsExecutions(settings.state_machine_arn),
-        tool_allowlist=settings.tool_allowed_hosts,
-        slots=build_quota_store(settings),
-        max_concurrent_runs=settings.max_concurrent_runs,
+        tools=tool_runner(settings.tool_allowed_hosts, settings.tool_function_arns, stack_name=settings.stack_name),
+        limits=RunLimits(settings.max_run_steps, settings.max_run_deadline_seconds),
+        concurrency=ConcurrentRuns(build_quota_store(settings), settings.max_concurrent_runs),
     )
 
 
@@ -177,6 +186,17 @@ def context_engine() -> ContextEngine:
 
 
 @cache
+def context_store() -> DynamoContextStore:
+    """The sessions store alone (the sweeper needs nothing else)."""
+    return build_context_store(get_settings())
+
+
+def run_sweeper() -> AgentService:
+    """What the sweeper needs of the agent service (the runs table and the executions)."""
+    return agent_service()
+
+
+@cache
 def compaction_queue() -> SqsCompactionQueue | None:
     return build_compaction_queue(get_settings())
 
@@ -196,6 +216,14 @@ def reset() -> None:
     """Forget the process-wide services and settings (after the environment changed)."""
     from ctxgate.aws import reset_clients
 
-    for built in (chat_service, session_service, compaction_queue, agent_service, usage_ledger, get_settings):
+    for built in (
+        chat_service,
+        session_service,
+        context_store,
+        compaction_queue,
+        agent_service,
+        usage_ledger,
+        get_settings,
+    ):
         built.cache_clear()
     reset_clients()

@@ -94,6 +94,13 @@ def parser() -> argparse.ArgumentParser:
     cache.add_argument("--sweep", action="store_true", help="also print a row for each of several thresholds")
     cache.add_argument("--json", action="store_true")
     cache.set_defaults(func=_bench)
+    overhead = kinds.add_parser("overhead", help="latency and CPU `ctxgate local` adds to an upstream call")
+    overhead.add_argument("--requests", type=int, default=1000, help="requests each way (direct, via the gateway)")
+    overhead.add_argument(
+        "--clients", type=int, nargs="+", default=[1, 8], help="concurrency levels to measure (default: 1 8)"
+    )
+    overhead.add_argument("--json", action="store_true")
+    overhead.set_defaults(func=_bench)
     from ctxgate import cli_usage
 
     cli_usage.add_parser(commands)

@@ -19,6 +19,11 @@ def _int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _list(name: str) -> list[str]:
+    """A comma-delimited list (as CloudFormation joins a ``CommaDelimitedList``), without empty items."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name, "").strip()
     return float(raw) if raw else default
@@ -52,6 +57,17 @@ class Settings:
     state_machine_arn: str
     tool_allowed_hosts: list[str]
     jwt_tenant_claim: str
+    sweep_interval_seconds: int
+    run_retention_seconds: int
+    idempotency_table_name: str
+    expiry_shards: int
+    orphan_grace_seconds: int
+    tool_function_arns: list[str]
+    """The Lambda functions runs may use as tools (``ToolFunctionArns``); empty means none."""
+    stack_name: str
+    """ctxgate's own functions are named ``<stack name>-...`` and can never be tools."""
+    max_run_steps: int
+    max_run_deadline_seconds: int
     # Spend control (quotas, usage ledger, hard caps).
     usage_table_name: str
     max_budget_tokens: int
@@ -86,10 +102,17 @@ class Settings:
             runs_table_name=os.environ.get("CTXGATE_RUNS_TABLE_NAME", "ctxgate-runs"),
             runs_queue_url=os.environ.get("CTXGATE_RUNS_QUEUE_URL", "").strip(),
             state_machine_arn=os.environ.get("CTXGATE_STATE_MACHINE_ARN", "").strip(),
+            expiry_shards=_int("CTXGATE_EXPIRY_SHARDS", 16),
+            idempotency_table_name=os.environ.get("CTXGATE_IDEMPOTENCY_TABLE_NAME", "ctxgate-idempotency"),
+            run_retention_seconds=_int("CTXGATE_RUN_RETENTION_SECONDS", 30 * 24 * 3600),
+            sweep_interval_seconds=_int("CTXGATE_SWEEP_INTERVAL_SECONDS", 900),
+            orphan_grace_seconds=_int("CTXGATE_ORPHAN_GRACE_SECONDS", 3600),
             jwt_tenant_claim=os.environ.get("CTXGATE_JWT_TENANT_CLAIM", "").strip() or "tenant",
-            tool_allowed_hosts=[
-                h.strip() for h in os.environ.get("CTXGATE_TOOL_ALLOWED_HOSTS", "").split(",") if h.strip()
-            ],
+            tool_allowed_hosts=_list("CTXGATE_TOOL_ALLOWED_HOSTS"),
+            tool_function_arns=_list("CTXGATE_TOOL_FUNCTION_ARNS"),
+            stack_name=os.environ.get("CTXGATE_STACK_NAME", "ctxgate").strip(),
+            max_run_steps=_int("CTXGATE_MAX_RUN_STEPS", 25),
+            max_run_deadline_seconds=_int("CTXGATE_MAX_RUN_DEADLINE_SECONDS", 900),
             usage_table_name=os.environ.get("CTXGATE_USAGE_TABLE_NAME", "ctxgate-usage"),
             max_budget_tokens=_int("CTXGATE_MAX_BUDGET_TOKENS", 262_144),
             default_output_tokens=_int("CTXGATE_DEFAULT_OUTPUT_TOKENS", 4096),

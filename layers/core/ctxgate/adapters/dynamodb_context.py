@@ -19,16 +19,19 @@ from typing import Any
 from ctxgate.adapters.dynamodb_common import is_condition_failure, query_all
 from ctxgate.adapters.dynamodb_sessions import (
     EPOCH_PREFIX,
+    LIFETIME_NAMES,
+    LIFETIME_SETS,
     META,
     PIN_PREFIX,
     TURN_PREFIX,
     DynamoSessionStore,
+    lifetime_values,
     pin_item,
     session_pk,
 )
-from ctxgate.adapters.s3_layout import shard_key
+from ctxgate.adapters.s3_layout import SESSIONS_ROOT, parse_session_object, shard_key
 from ctxgate.context.models import Epoch, RecallShard, StoredContext
-from ctxgate.sessions.models import Pin
+from ctxgate.sessions.models import Pin, SessionMeta
 from ctxgate.sessions.ports import AppendConflict
 
 SHARD_CACHE_SIZE = 512
@@ -73,14 +76,15 @@ class DynamoContextStore(DynamoSessionStore):
             "TableName": self.table,
             "Key": {"pk": {"S": pk}, "sk": {"S": META}},
             "UpdateExpression": "SET created_at = if_not_exists(created_at, :now), updated_at = :now, "
-            "last_seq = if_not_exists(last_seq, :zero), expires_at = :exp",
+            "last_seq = if_not_exists(last_seq, :zero), " + ", ".join(LIFETIME_SETS),
+            "ExpressionAttributeNames": LIFETIME_NAMES,
             "ExpressionAttributeValues": {
                 ":now": {"N": repr(now)},
                 ":zero": {"N": "0"},
-                ":exp": {"N": str(expires_at)},
+                **lifetime_values(pk, expires_at, self.expiry_shards),
             },
         }
-        put = {"TableName": self.table, "Item": pin_item(pk, pin, expires_at)}
+        put = {"TableName": self.table, "Item": pin_item(pk, pin)}
         self.ddb.transact_write_items(TransactItems=[{"Update": meta}, {"Put": put}])
 
     def delete_pin(self, tenant: str, session_id: str, pin_id: str) -> bool:
@@ -112,12 +116,14 @@ class DynamoContextStore(DynamoSessionStore):
         meta = self.get(tenant, session_id)
         if meta is None:
             raise AppendConflict(f"session {session_id} is gone")
+        # Conditioned on the incarnation that was compacted too: a compaction that finishes after the session was
+        # deleted (or deleted and created anew) can never write into, or recreate, a META.
+        values: dict[str, Any] = {":new": {"N": str(evicted_through)}, ":inc": {"S": meta.incarnation}}
         if expected_evicted_through == 0:
-            condition = "attribute_not_exists(evicted_through)"
-            values: dict[str, Any] = {":new": {"N": str(evicted_through)}}
+            condition = "incarnation = :inc AND attribute_not_exists(evicted_through)"
         else:
-            condition = "evicted_through = :expected"
-            values = {":new": {"N": str(evicted_through)}, ":expected": {"N": str(expected_evicted_through)}}
+            condition = "incarnation = :inc AND evicted_through = :expected"
+            values[":expected"] = {"N": str(expected_evicted_through)}
         actions: list[dict[str, Any]] = [
             {
                 "Update": {
@@ -134,7 +140,6 @@ class DynamoContextStore(DynamoSessionStore):
                 "pk": {"S": pk},
                 "sk": {"S": epoch_sk(epoch.first_seq)},
                 "epoch": {"S": epoch.model_dump_json()},
-                "expires_at": {"N": str(meta.expires_at)},
             }
             actions.append({"Put": {"TableName": self.table, "Item": item}})
         written = {e.first_seq for e in put}
@@ -149,11 +154,51 @@ class DynamoContextStore(DynamoSessionStore):
                 raise AppendConflict(f"session {session_id} was compacted past {expected_evicted_through}") from error
             raise
 
-    def put_shard(self, tenant: str, session_id: str, shard: RecallShard) -> str:
-        key = shard_key(tenant, session_id, shard.first_seq, shard.last_seq)
+    def put_shard(self, meta: SessionMeta, shard: RecallShard) -> str:
+        key = shard_key(meta.tenant, meta.session_id, meta.incarnation, shard.first_seq, shard.last_seq)
         self.blobs.put(key, shard.model_dump_json().encode())
         _remember(key, shard)
         return key
+
+    def sweep_orphans(self, now: float, *, grace_seconds: float, window_seconds: float | None) -> int:
+        """Delete session objects that no item references: an offloaded turn body or a recall shard left by a crash
+        between its upload and the DynamoDB write that would have referenced it. Returns how many went.
+
+        An object is judged once it is ``grace_seconds`` old (far longer than any write takes). With
+        ``window_seconds``, only objects that crossed that age in the last window are checked, so a scheduled
+        sweep reads each partition about once; None checks every object old enough.
+        """
+        referenced: dict[tuple[str, str], set[str]] = {}
+        deleted = 0
+        for key, modified in self.blobs.list(SESSIONS_ROOT):
+            age = now - modified
+            if age < grace_seconds or (window_seconds is not None and age >= grace_seconds + window_seconds):
+                continue
+            parsed = parse_session_object(key)
+            if parsed is None:
+                continue
+            tenant, session_id, _ = parsed
+            if (tenant, session_id) not in referenced:
+                referenced[(tenant, session_id)] = self._referenced_objects(tenant, session_id)
+            if key not in referenced[(tenant, session_id)]:
+                self.blobs.delete(key)
+                deleted += 1
+        return deleted
+
+    def _referenced_objects(self, tenant: str, session_id: str) -> set[str]:
+        items = query_all(
+            self.ddb,
+            TableName=self.table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": session_pk(tenant, session_id)}},
+            ProjectionExpression="body_key, epoch",
+            ConsistentRead=True,
+        )
+        keys = {i["body_key"]["S"] for i in items if "body_key" in i}
+        for item in items:
+            if "epoch" in item:
+                keys.update(Epoch.model_validate_json(item["epoch"]["S"]).shards)
+        return keys
 
     def get_shard(self, key: str) -> RecallShard:
         with _shard_lock:

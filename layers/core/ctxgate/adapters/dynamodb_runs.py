@@ -5,15 +5,20 @@
     pk = "T#{tenant}#R#{run_id}"  sk = "STEP#{n:04d}#TOOL#{call id}"    a tool call requested by model step n
 
 Status changes are conditional on the status that was read, so a cancel is never overwritten by a late step.
-The state machine reads ``session_id`` and ``model`` straight from the RUN item.
+The state machine reads ``session_id`` and ``model`` straight from the RUN item. Every item expires (DynamoDB
+TTL on ``expires_at``) ``retention_seconds`` after it was written. A queued or running RUN item is in the sparse
+``active`` index (``active_shard``, ``deadline_at``), which the sweeper reads to fail runs stuck past their deadline.
 """
 
 from __future__ import annotations
 
+import time
+import zlib
+from collections.abc import Callable
 from typing import Any
 
-from ctxgate.adapters.dynamodb_common import is_condition_failure, query_all
-from ctxgate.agent.models import Run, Step
+from ctxgate.adapters.dynamodb_common import is_condition_failure, query_all, query_pages
+from ctxgate.agent.models import TERMINAL, Run, Step
 from ctxgate.agent.ports import RunStatusConflict
 from ctxgate.aws import client
 
@@ -28,24 +33,46 @@ def step_sk(step: Step, requested_by: int) -> str:
     return f"STEP#{requested_by:04d}#TOOL#{step.tool_call_id}"
 
 
+ACTIVE_INDEX = "active"
+ACTIVE_SHARDS = 4
+DEFAULT_RETENTION_SECONDS = 30 * 24 * 3600
+
+
 class DynamoRunStore:
-    def __init__(self, table: str, dynamodb: Any = None) -> None:
+    def __init__(
+        self,
+        table: str,
+        dynamodb: Any = None,
+        *,
+        retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.table = table
         self._ddb = dynamodb
+        self.retention_seconds = retention_seconds
+        self.clock = clock
+
+    def _expires_at(self) -> dict[str, str]:
+        return {"N": str(int(self.clock()) + self.retention_seconds)}
 
     @property
     def ddb(self) -> Any:
         return self._ddb or client("dynamodb")
 
     def _item(self, run: Run) -> dict[str, Any]:
-        return {
+        item: dict[str, Any] = {
             "pk": {"S": run_pk(run.tenant, run.id)},
             "sk": {"S": "RUN"},
             "status": {"S": run.status},
             "session_id": {"S": run.session_id},
             "model": {"S": run.model},
             "run": {"S": run.model_dump_json()},
+            "expires_at": {"N": str(int(run.created_at) + self.retention_seconds)},
         }
+        if run.status not in TERMINAL and run.deadline_at is not None:
+            item["active_shard"] = {"S": f"ACTIVE#{zlib.crc32(run.id.encode()) % ACTIVE_SHARDS}"}
+            item["deadline_at"] = {"N": str(int(run.deadline_at))}
+        return item
 
     def create(self, run: Run) -> None:
         self.ddb.put_item(TableName=self.table, Item=self._item(run), ConditionExpression="attribute_not_exists(pk)")
@@ -83,6 +110,7 @@ class DynamoRunStore:
             "pk": {"S": run_pk(tenant, run_id)},
             "sk": {"S": step_sk(step, requested_by)},
             "step": {"S": step.model_dump_json()},
+            "expires_at": self._expires_at(),
         }
         try:
             self.ddb.put_item(TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(sk)")
@@ -91,6 +119,38 @@ class DynamoRunStore:
                 return False
             raise
         return True
+
+    def model_step(self, tenant: str, run_id: str, number: int) -> Step | None:
+        key = {"pk": {"S": run_pk(tenant, run_id)}, "sk": {"S": f"STEP#{number:04d}#MODEL"}}
+        item = self.ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        return Step.model_validate_json(item["step"]["S"]) if item else None
+
+    def finish_model_step(self, tenant: str, run_id: str, step: Step) -> None:
+        item = {
+            "pk": {"S": run_pk(tenant, run_id)},
+            "sk": {"S": step_sk(step, 0)},
+            "step": {"S": step.model_dump_json()},
+            "expires_at": self._expires_at(),
+        }
+        self.ddb.put_item(TableName=self.table, Item=item)
+
+    def stuck(self, now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+        found: list[tuple[str, str]] = []
+        for shard in range(ACTIVE_SHARDS):
+            items = query_pages(
+                self.ddb,
+                limit=limit - len(found),
+                TableName=self.table,
+                IndexName=ACTIVE_INDEX,
+                KeyConditionExpression="active_shard = :shard AND deadline_at < :now",
+                ExpressionAttributeValues={":shard": {"S": f"ACTIVE#{shard}"}, ":now": {"N": str(int(now))}},
+            )
+            for item in items:
+                tenant, _, run_id = item["pk"]["S"][2:].partition("#R#")
+                found.append((tenant, run_id))
+            if len(found) >= limit:
+                break
+        return found
 
     def tool_step(self, tenant: str, run_id: str, requested_by: int, tool_call_id: str) -> Step | None:
         key = {"pk": {"S": run_pk(tenant, run_id)}, "sk": {"S": f"STEP#{requested_by:04d}#TOOL#{tool_call_id}"}}

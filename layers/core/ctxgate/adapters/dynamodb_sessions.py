@@ -4,6 +4,14 @@ Single-table layout, everything namespaced by tenant::
 
     pk = "T#{tenant}#S#{session}"   sk = "META"              session metadata; ``last_seq`` versions appends
     pk = "T#{tenant}#S#{session}"   sk = "TURN#{seq:010d}"   one turn; the message as JSON, or ``body_key`` into S3
+    pk = "T#{tenant}#S#{session}"   sk = "LEASE"             who is serving the session's current turn, until when
+
+A session expires whole. Only META carries ``expires_at`` (moved forward by every append, in the same write),
+and no item has a DynamoDB TTL of its own, so nothing of a live session ever disappears piecemeal. META also
+carries ``exp_shard``, the partition key of the sparse ``expiry`` index (``exp_shard``, ``expires_at``), which
+the sweeper reads to delete every item and object of sessions idle past their TTL, all at once. Until it runs,
+an expired session reads as gone (and is deleted on that read). ``incarnation`` is fresh for each creation of a
+session id, so objects keyed by it (recall shards) can never leak into a new session that reuses the id.
 
 An append is one ``TransactWriteItems``: the META update is conditioned on the ``last_seq`` that was read, and
 each turn put on the turn not existing. So two writers can never both take the same sequence numbers, and a
@@ -12,7 +20,10 @@ failed model call (which happens before the append) leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from ctxgate.adapters.dynamodb_common import MAX_TRANSACTION_ITEMS, is_condition_failure, query_all, query_pages
@@ -27,6 +38,10 @@ META = "META"
 TURN_PREFIX = "TURN#"
 PIN_PREFIX = "PIN#"
 EPOCH_PREFIX = "EPOCH#"
+LEASE = "LEASE"
+LEASE_PURGE_AFTER_SECONDS = 24 * 3600
+EXPIRY_INDEX = "expiry"
+DEFAULT_EXPIRY_SHARDS = 16
 
 
 def session_pk(tenant: str, session_id: str) -> str:
@@ -48,12 +63,16 @@ class DynamoSessionStore:
         ttl_seconds: int,
         offload_threshold_bytes: int,
         dynamodb: Any = None,
+        clock: Callable[[], float] = time.time,
+        expiry_shards: int = DEFAULT_EXPIRY_SHARDS,
     ) -> None:
         self.table = table
         self.blobs = blobs
         self.ttl_seconds = ttl_seconds
         self.offload_threshold = offload_threshold_bytes
         self._ddb = dynamodb
+        self.clock = clock
+        self.expiry_shards = expiry_shards
 
     @property
     def ddb(self) -> Any:
@@ -73,8 +92,8 @@ class DynamoSessionStore:
         if item is None:
             return None
         meta = parse_meta(tenant, session_id, item)
-        if meta.expires_at <= time.time():
-            # DynamoDB deletes expired items lazily (up to days later); an expired session is gone for us now.
+        if meta.expires_at <= self.clock():
+            # The sweeper deletes expired sessions on a schedule; until it has, an expired session is gone for us.
             self.delete(tenant, session_id)
             return None
         return meta
@@ -145,7 +164,6 @@ class DynamoSessionStore:
                     "role": {"S": message.role},
                     "tokens": {"N": str(count)},
                     "created_at": {"N": repr(now)},
-                    "expires_at": {"N": str(expires_at)},
                 }
                 if len(body.encode()) > self.offload_threshold:
                     # The key is unique per attempt, so a losing writer can never overwrite a winner's body.
@@ -164,7 +182,7 @@ class DynamoSessionStore:
                     {
                         "Put": {
                             "TableName": self.table,
-                            "Item": pin_item(pk, pin, expires_at),
+                            "Item": pin_item(pk, pin),
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     }
@@ -195,14 +213,14 @@ class DynamoSessionStore:
         now: float,
         expires_at: int,
     ) -> dict[str, Any]:
-        names = {"#last": "last_seq", "#upd": "updated_at", "#exp": "expires_at", "#model": "model"}
+        names = {"#last": "last_seq", "#upd": "updated_at", "#model": "model", **LIFETIME_NAMES}
         values: dict[str, Any] = {
             ":new": {"N": str(expected_last_seq + count)},
             ":now": {"N": repr(now)},
-            ":exp": {"N": str(expires_at)},
             ":model": {"S": model},
+            **lifetime_values(pk, expires_at, self.expiry_shards),
         }
-        sets = ["#last = :new", "#upd = :now", "#exp = :exp", "#model = :model"]
+        sets = ["#last = :new", "#upd = :now", "#model = :model", *LIFETIME_SETS]
         values[":expected"] = {"N": str(expected_last_seq)}
         if expected_last_seq == 0:
             # A session may exist without turns (a pin was added first); its first turn still creates it.
@@ -224,19 +242,6 @@ class DynamoSessionStore:
             "ExpressionAttributeValues": values,
         }
 
-    def refresh_expiry(self, tenant: str, session_id: str, expires_at: int) -> None:
-        """Extend every turn's TTL to ``expires_at`` so an active session never loses its oldest turns."""
-        pk = session_pk(tenant, session_id)
-        for key in self._keys(pk):
-            if key["sk"]["S"] == META:
-                continue
-            self.ddb.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression="SET expires_at = :exp",
-                ExpressionAttributeValues={":exp": {"N": str(expires_at)}},
-            )
-
     def delete(self, tenant: str, session_id: str) -> bool:
         pk = session_pk(tenant, session_id)
         keys = self._keys(pk)
@@ -252,6 +257,87 @@ class DynamoSessionStore:
                 requests = result.get("UnprocessedItems", {}).get(self.table, [])
         return True
 
+    # -- single-flight turns ------------------------------------------------------------------------------------
+
+    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": LEASE}},
+                UpdateExpression="SET holder = :holder, lease_until = :until, purge_at = :purge",
+                ConditionExpression="attribute_not_exists(holder) OR lease_until < :now OR holder = :holder",
+                ExpressionAttributeValues={
+                    ":holder": {"S": holder},
+                    ":until": {"N": repr(until)},
+                    ":now": {"N": repr(now)},
+                    # A lease whose holder died is reclaimed by the next turn; one nobody reclaims is removed by
+                    # the table's TTL on purge_at, which no other item carries.
+                    ":purge": {"N": str(int(until) + LEASE_PURGE_AFTER_SECONDS)},
+                },
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def release(self, tenant: str, session_id: str, holder: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.ddb.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": LEASE}},
+                ConditionExpression="holder = :holder",
+                ExpressionAttributeValues={":holder": {"S": holder}},
+            )
+        except ClientError as error:
+            if not is_condition_failure(error):
+                raise
+
+    # -- lifetime ----------------------------------------------------------------------------------------------
+
+    def expired(self, now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+        """(tenant, session id) of up to ``limit`` sessions whose META expired before ``now``, from the expiry index."""
+        found: list[tuple[str, str]] = []
+        for shard in range(self.expiry_shards):
+            items = query_pages(
+                self.ddb,
+                limit=limit - len(found),
+                TableName=self.table,
+                IndexName=EXPIRY_INDEX,
+                KeyConditionExpression="exp_shard = :shard AND expires_at < :now",
+                ExpressionAttributeValues={":shard": {"S": expiry_shard(shard)}, ":now": {"N": str(int(now))}},
+            )
+            found.extend(parse_pk(item["pk"]["S"]) for item in items)
+            if len(found) >= limit:
+                break
+        return found
+
+    def sweep_expired(self, now: float, *, limit: int = 100) -> int:
+        """Delete every item and object of sessions idle past their TTL. Returns how many sessions went."""
+        return sum(
+            self.sweep_if_expired(tenant, session_id, now) for tenant, session_id in self.expired(now, limit=limit)
+        )
+
+    def sweep_if_expired(self, tenant: str, session_id: str, now: float) -> bool:
+        """Delete the session if its META (read now, not from the index) is still expired at ``now``."""
+        meta = self.get_raw(tenant, session_id)
+        if meta is None or meta.expires_at >= now:  # gone already, or revived since the index was read
+            return False
+        return self.delete(tenant, session_id)
+
+    def get_raw(self, tenant: str, session_id: str) -> SessionMeta | None:
+        """The session's metadata even if it has expired (the sweeper decides with it)."""
+        item = self.ddb.get_item(
+            TableName=self.table,
+            Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": META}},
+            ConsistentRead=True,
+        ).get("Item")
+        return parse_meta(tenant, session_id, item) if item else None
+
     def _keys(self, pk: str) -> list[dict[str, Any]]:
         return query_all(
             self.ddb,
@@ -263,15 +349,35 @@ class DynamoSessionStore:
         )
 
 
-def pin_item(pk: str, pin: Pin, expires_at: int) -> dict[str, Any]:
+def pin_item(pk: str, pin: Pin) -> dict[str, Any]:
     return {
         "pk": {"S": pk},
         "sk": {"S": PIN_PREFIX + pin.id},
         "content": {"S": pin.content},
         "tokens": {"N": str(pin.tokens)},
         "created_at": {"N": repr(pin.created_at)},
-        "expires_at": {"N": str(expires_at)},
     }
+
+
+def expiry_shard(number: int) -> str:
+    return f"EXP#{number:02d}"
+
+
+def parse_pk(pk: str) -> tuple[str, str]:
+    """(tenant, session id) of a session partition key ``T#{tenant}#S#{session}``."""
+    tenant, _, session_id = pk[2:].partition("#S#")
+    return tenant, session_id
+
+
+# What every write that creates or touches a session's META sets: its expiry (moved forward), its expiry-index
+# shard and its incarnation (both fixed at creation).
+LIFETIME_NAMES = {"#exp": "expires_at", "#shard": "exp_shard", "#inc": "incarnation"}
+LIFETIME_SETS = ["#exp = :exp", "#shard = if_not_exists(#shard, :shard)", "#inc = if_not_exists(#inc, :inc)"]
+
+
+def lifetime_values(pk: str, expires_at: int, shards: int) -> dict[str, Any]:
+    shard = int(hashlib.sha256(pk.encode()).hexdigest(), 16) % shards
+    return {":exp": {"N": str(expires_at)}, ":shard": {"S": expiry_shard(shard)}, ":inc": {"S": uuid.uuid4().hex}}
 
 
 def _optional_int(item: dict[str, Any], name: str) -> int | None:
@@ -290,5 +396,6 @@ def parse_meta(tenant: str, session_id: str, item: dict[str, Any]) -> SessionMet
         last_seq=int(item["last_seq"]["N"]),
         evicted_through=_optional_int(item, "evicted_through") or 0,
         budget_tokens=_optional_int(item, "budget_tokens"),
+        incarnation=item["incarnation"]["S"] if "incarnation" in item else "",
         output_reserve=_optional_int(item, "output_reserve"),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ctxgate.aws import client
@@ -25,6 +26,13 @@ class S3BlobStore:
 
     def delete(self, key: str) -> None:
         self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def list(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """(key, last-modified epoch seconds) of every object under ``prefix``."""
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"], obj["LastModified"].timestamp()
 
     def delete_prefix(self, prefix: str) -> int:
         deleted = 0

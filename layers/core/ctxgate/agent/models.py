@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ctxgate.auth.models import Caller, KeyLimits
 from ctxgate.messages import Message
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "stopped_for_budget"]
 TERMINAL = frozenset({"succeeded", "failed", "cancelled", "stopped_for_budget"})
+
+MAX_TOOLS = 64
+MAX_TOOL_CALLS_PER_STEP = 16
+"""Calls beyond this many in one model reply are not run: each gets an error result the model sees next step."""
+MAX_STEPS_CEILING = 50
+"""No run may exceed it; the limit in force is the operator's ``MaxRunSteps`` (at most this)."""
+MAX_DEADLINE_CEILING_SECONDS = 3600
+"""Likewise for ``deadline_seconds`` and the operator's ``MaxRunDeadlineSeconds``."""
+# The transport sets these itself; a caller's value would break framing or the pinned connection's Host.
+RESERVED_TOOL_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer", "idempotency-key"}
+)
 
 
 class FunctionSpec(BaseModel):
@@ -21,8 +34,20 @@ class FunctionSpec(BaseModel):
 
 class Endpoint(BaseModel):
     url: str = Field(min_length=8, max_length=2048)
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=32)
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    """The whole call's deadline: resolving, connecting, sending and reading the response."""
+
+    @field_validator("headers")
+    @classmethod
+    def _no_reserved_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(name for name in headers if name.strip().lower() in RESERVED_TOOL_HEADERS)
+        if reserved:
+            raise ValueError(f"headers may not set {', '.join(reserved)} (the gateway sets them)")
+        for name, value in headers.items():
+            if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name) or any(c in value for c in "\r\n\0"):
+                raise ValueError(f"header {name[:64]!r} is not a valid HTTP header")
+        return headers
 
 
 class ToolSpec(BaseModel):
@@ -51,10 +76,11 @@ class RunRequest(BaseModel):
     model: str = Field(min_length=1)
     session_id: str | None = None
     input: list[Message] = Field(min_length=1)
-    tools: list[ToolSpec] = Field(default_factory=list)
-    max_steps: int = Field(default=8, ge=1, le=100)
+    tools: list[ToolSpec] = Field(default_factory=list, max_length=MAX_TOOLS)
+    max_steps: int = Field(default=8, ge=1, le=MAX_STEPS_CEILING)
     max_tokens: int | None = Field(default=None, ge=1)
-    deadline_seconds: int | None = Field(default=None, ge=1, le=86400)
+    deadline_seconds: int | None = Field(default=None, ge=1, le=MAX_DEADLINE_CEILING_SECONDS)
+    """None means the gateway's longest allowed deadline: every run has one."""
 
     @model_validator(mode="after")
     def _unique_tools(self) -> RunRequest:
@@ -105,6 +131,11 @@ class Step(BaseModel):
     kind: Literal["model", "tool"]
     started_at: float
     duration_ms: int
+    in_progress: bool = False
+    """A model step that has begun (its record is written before the model call) and not yet finished."""
+    session_seq: int | None = None
+    """For a model step: the session's last turn before the step appended to it (how a retry recognises its own
+    earlier append instead of appending, and paying, again)."""
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cache: str | None = None

@@ -13,22 +13,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ctxgate.agent.models import TERMINAL, PendingCall, Run, RunRequest, Step
-from ctxgate.agent.ports import ExecutionExists, Executions, RunQueue, RunStatusConflict, RunStore
-from ctxgate.agent.tools import ToolError, run_tool
+from ctxgate.agent.failures import lambda_error_message, public_failure
+from ctxgate.agent.limits import RunLimits
+from ctxgate.agent.models import (
+    MAX_TOOL_CALLS_PER_STEP,
+    TERMINAL,
+    PendingCall,
+    Run,
+    RunRequest,
+    Step,
+)
+from ctxgate.agent.ports import (
+    ExecutionExists,
+    Executions,
+    RunQueue,
+    RunStatusConflict,
+    RunStore,
+    ToolError,
+    ToolRunner,
+)
+from ctxgate.agent.tools import idempotency_key, parse_arguments
 from ctxgate.auth.models import Caller
 from ctxgate.chat.models import ChatRequest
 from ctxgate.chat.service import ChatService
 from ctxgate.context.models import CompactionRequest
-from ctxgate.errors import InvalidRequest, NotFound, RateLimited
-from ctxgate.messages import GenerationParams, Message
-from ctxgate.quotas.ports import RunSlots
+from ctxgate.errors import InvalidRequest, NotFound
+from ctxgate.messages import GenerationParams, Message, Usage
+from ctxgate.quotas.runs import ConcurrentRuns
 from ctxgate.sessions.models import validate_session_id
-
-MAX_RUN_SECONDS = 86_400
-"""The longest deadline a run may set; a run without one holds its slot at most this long if it never ends."""
-SLOT_GRACE_SECONDS = 300
-RUN_SLOT_RETRY_AFTER = 10
 
 
 @dataclass(frozen=True)
@@ -55,39 +67,35 @@ class AgentService:
         *,
         queue: RunQueue | None,
         executions: Executions,
-        tool_allowlist: list[str],
-        slots: RunSlots | None = None,
-        max_concurrent_runs: int = 10,
+        tools: ToolRunner,
+        limits: RunLimits | None = None,
+        concurrency: ConcurrentRuns | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.runs = runs
         self.chat = chat
         self.queue = queue
         self.executions = executions
-        self.tool_allowlist = tool_allowlist
-        self.slots = slots
-        """A tenant's concurrent runs (None: not capped)."""
-        self.max_concurrent_runs = max_concurrent_runs
+        self.tools = tools
+        self.limits = limits or RunLimits()
+        self.concurrency = concurrency
+        """The cap on a tenant's live runs (None: not capped)."""
         self.clock = clock
 
     # -- API ---------------------------------------------------------------------------------------------------
 
     def create(self, caller: Caller, request: RunRequest) -> Run:
-        """Create and queue a run for ``caller``, whose key every model call of the run counts against.
-
-        Raises PermissionDenied (403) for a model outside the key's list and RateLimited (429) when the tenant
-        already has ``max_concurrent_runs`` live runs; the slot is taken atomically here and given back when the
-        run ends."""
+        """Store and enqueue a run; every model call of it counts against ``caller``'s key. Raises PermissionDenied
+        (403) for a model outside the key's list, :class:`InvalidRequest` (400) for a run over the limits or with a
+        tool that may not run, and RateLimited (429) when the tenant has its cap of live runs."""
         self.chat.spend.admit_model(caller, request.model)
         self.chat.router.resolve(request.model)
-        tenant = caller.tenant
-        run_id = f"run_{uuid.uuid4().hex}"
+        deadline_seconds = self.limits.check(request, self.tools)
+        tenant, run_id = caller.tenant, f"run_{uuid.uuid4().hex}"
         session_id = validate_session_id(request.session_id) if request.session_id else f"run-{run_id}"
-        if self.queue is None:
-            raise InvalidRequest("Agent runs are not configured (no runs queue).", code="runs_unavailable")
         now = self.clock()
-        deadline_at = now + request.deadline_seconds if request.deadline_seconds else None
-        self._take_slot(tenant, run_id, (deadline_at or now + MAX_RUN_SECONDS) + SLOT_GRACE_SECONDS, now)
+        if self.concurrency is not None:
+            self.concurrency.take(tenant, run_id, deadline_at=now + deadline_seconds, now=now)
         run = Run(
             id=run_id,
             tenant=tenant,
@@ -98,7 +106,7 @@ class AgentService:
             input=request.input,
             max_steps=request.max_steps,
             max_tokens=request.max_tokens,
-            deadline_at=deadline_at,
+            deadline_at=now + deadline_seconds,
             created_at=now,
             updated_at=now,
             key_id=caller.key_id,
@@ -106,26 +114,17 @@ class AgentService:
         )
         try:
             self.runs.create(run)
+            if self.queue is None:
+                raise InvalidRequest("Agent runs are not configured (no runs queue).", code="runs_unavailable")
             self.queue.enqueue(tenant, run_id)
         except BaseException:
             self._ended(run)
             raise
         return run
 
-    def _take_slot(self, tenant: str, run_id: str, expires_at: float, now: float) -> None:
-        if self.slots is None:
-            return
-        if not self.slots.acquire(tenant, run_id, cap=self.max_concurrent_runs, expires_at=expires_at, now=now):
-            raise RateLimited(
-                f"At most {self.max_concurrent_runs} agent runs may be active at once; wait for one to end.",
-                retry_after=RUN_SLOT_RETRY_AFTER,
-                code="concurrent_runs_exceeded",
-            )
-
     def _ended(self, run: Run) -> None:
-        """Give back the run's slot (idempotent, so every path that ends a run may call it)."""
-        if self.slots is not None:
-            self.slots.release(run.tenant, run.id)
+        if self.concurrency is not None:
+            self.concurrency.give_back(run.tenant, run.id)
 
     def get(self, tenant: str, run_id: str) -> Run:
         run = self.runs.get(tenant, run_id)
@@ -165,31 +164,42 @@ class AgentService:
     # -- state machine tasks -----------------------------------------------------------------------------------
 
     def model_step(self, tenant: str, run_id: str) -> dict[str, Any]:
+        """One model call of the run. Idempotent: its step record is written before the call, with the session's
+        last turn; a retry whose earlier attempt already stored its turn takes the reply from the session instead
+        of appending the input (or tool results) again and paying for a second call."""
         run = self.get(tenant, run_id)
         if run.status in TERMINAL:
             raise RunNotActive(f"run {run_id} is {run.status}")
         new = list(run.input) if run.steps_used == 0 else self._tool_results(run)
-        tools = [t.openai() for t in run.tools] or None
-        started = self.clock()
-        outcome = self.chat.stateful(
-            run.caller(), run.session_id, ChatRequest(run.model, new, GenerationParams(tools=tools, temperature=0))
-        )
         number = run.steps_used + 1
-        usage = outcome.usage
-        self.runs.put_step(
+        begun = self._begin_model_step(run, number)
+        reply = self._stored_reply(run, begun, new)
+        if reply is None:
+            tools = [t.openai() for t in run.tools] or None
+            outcome = self.chat.stateful(
+                run.caller(), run.session_id, ChatRequest(run.model, new, GenerationParams(tools=tools, temperature=0))
+            )
+            reply, usage = outcome.completion.message, outcome.usage
+            cache = outcome.cache.status if outcome.cache else None
+        else:
+            usage, cache = Usage(prompt_tokens=0, completion_tokens=0), "recovered"
+        self.runs.finish_model_step(
             tenant,
             run_id,
-            Step(
-                number=number,
-                kind="model",
-                started_at=started,
-                duration_ms=int((self.clock() - started) * 1000),
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cache=outcome.cache.status if outcome.cache else None,
+            begun.model_copy(
+                update={
+                    "in_progress": False,
+                    "duration_ms": int((self.clock() - begun.started_at) * 1000),
+                    "prompt_tokens": usage.prompt_tokens,
+                    "completion_tokens": usage.completion_tokens,
+                    "cache": cache,
+                }
             ),
         )
-        calls = outcome.completion.message.tool_calls or []
+        calls = reply.tool_calls or []
+        runnable = calls[:MAX_TOOL_CALLS_PER_STEP]
+        for extra in calls[MAX_TOOL_CALLS_PER_STEP:]:
+            self._refuse_call(run, number, extra.id, extra.function.name)
         update: dict[str, Any] = {
             "steps_used": number,
             "tokens_used": run.tokens_used + usage.total_tokens,
@@ -199,7 +209,7 @@ class AgentService:
         }
         finished = not calls
         if finished:
-            update.update(status="succeeded", output=outcome.completion.message.text())
+            update.update(status="succeeded", output=reply.text())
         run = run.model_copy(update=update)
         self.runs.save(run, expected_status={"queued", "running"})
         if finished:
@@ -209,8 +219,74 @@ class AgentService:
             "finished": finished,
             "over_budget": over,
             "step": number,
-            "tool_calls": [{"tenant": tenant, "run_id": run_id, "tool_call_id": c.id} for c in calls],
+            "tool_calls": [{"tenant": tenant, "run_id": run_id, "tool_call_id": c.id} for c in runnable],
         }
+
+    def _begin_model_step(self, run: Run, number: int) -> Step:
+        """The step's record, written before the model call (or the one an earlier attempt wrote)."""
+        meta = self.chat.store.get(run.tenant, run.session_id)
+        begun = Step(
+            number=number,
+            kind="model",
+            started_at=self.clock(),
+            duration_ms=0,
+            in_progress=True,
+            session_seq=meta.last_seq if meta else 0,
+        )
+        if self.runs.put_step(run.tenant, run.id, begun):
+            return begun
+        earlier = self.runs.model_step(run.tenant, run.id, number)
+        return earlier if earlier is not None else begun
+
+    def _stored_reply(self, run: Run, begun: Step, new: list[Message]) -> Message | None:
+        """The reply an earlier attempt of this step stored in the session, if it got that far: the turns after
+        the step's mark start with this step's input, followed by the assistant's reply."""
+        if begun.session_seq is None:
+            return None
+        turns = self.chat.store.turns(run.tenant, run.session_id, after=begun.session_seq, limit=len(new) + 1).turns
+        if len(turns) != len(new) + 1 or turns[-1].message.role != "assistant":
+            return None
+        mine = all(
+            (t.message.role, t.message.tool_call_id, t.message.text()) == (m.role, m.tool_call_id, m.text())
+            for t, m in zip(turns, new, strict=False)
+        )
+        return turns[-1].message if mine else None
+
+    def sweep_stuck(self, now: float, *, limit: int = 100) -> int:
+        """Fail runs still queued or running past their deadline (a start message lost to the DLQ, an execution
+        that died without its Catch). Returns how many were failed."""
+        failed = 0
+        for tenant, run_id in self.runs.stuck(now, limit=limit):
+            run = self.runs.get(tenant, run_id)
+            if run is None or run.status in TERMINAL or run.deadline_at is None or run.deadline_at >= now:
+                continue
+            stuck = run.model_copy(
+                update={"error": "DeadlineExceeded", "cause": f"The run was still {run.status} after its deadline."}
+            )
+            self._finish(stuck, "failed", expected={"queued", "running"})
+            if run.execution_arn:
+                self.executions.stop(run.execution_arn, cause="deadline exceeded")
+            failed += 1
+        return failed
+
+    def _refuse_call(self, run: Run, number: int, tool_call_id: str, name: str) -> None:
+        """Record a call over the per-step limit as an error result: the model sees it, and the session stays
+        well-formed (every tool call of an assistant message gets its tool message)."""
+        self.runs.put_step(
+            run.tenant,
+            run.id,
+            Step(
+                number=number,
+                kind="tool",
+                started_at=self.clock(),
+                duration_ms=0,
+                tool=name,
+                tool_call_id=tool_call_id,
+                is_error=True,
+                result=f"Not run: at most {MAX_TOOL_CALLS_PER_STEP} tool calls run per step; ask again next step.",
+            ),
+            requested_by=number,
+        )
 
     def tool_step(self, tenant: str, run_id: str, tool_call_id: str, failure: dict[str, Any] | None = None) -> None:
         """Run one requested tool and record its result; a transient failure raises for the state machine to
@@ -231,7 +307,8 @@ class AgentService:
                 result, is_error = f"Unknown tool {call.name!r}.", True
             else:
                 try:
-                    result = run_tool(spec, call.arguments, self.tool_allowlist)
+                    arguments = parse_arguments(call.arguments)
+                    result = self.tools.run(spec, arguments, idempotency_key=idempotency_key(run_id, call.id))
                 except ToolError as error:
                     result, is_error = str(error), True
         self.runs.put_step(
@@ -268,9 +345,8 @@ class AgentService:
         run = self.get(tenant, run_id)
         if run.status in TERMINAL:
             return
-        run = run.model_copy(
-            update={"error": str(error.get("Error", "Error")), "cause": str(error.get("Cause", ""))[:4000]}
-        )
+        kind, message = public_failure(error)
+        run = run.model_copy(update={"error": kind, "cause": message})
         self._finish(run, "failed", expected={"queued", "running"})
 
     def _finish(self, run: Run, status: str, *, expected: set[str]) -> None:
@@ -296,12 +372,7 @@ class AgentService:
 
 def _failure_message(failure: dict[str, Any]) -> str:
     """The error message of a Step Functions failure whose cause is a Lambda error payload (no stack trace)."""
-    import json
-
-    cause = str(failure.get("Cause", ""))
-    with contextlib.suppress(ValueError, AttributeError):
-        cause = json.loads(cause).get("errorMessage", cause)
-    return f"{failure.get('Error', 'Error')}: {cause}"[:2000]
+    return f"{failure.get('Error', 'Error')}: {lambda_error_message(failure.get('Cause'))}"
 
 
 class RunNotActive(Exception):

@@ -37,7 +37,6 @@ class ChatService:
         *,
         cache: ResponseCache | None = None,
         spend: SpendControl | None = None,
-        ttl_seconds: int,
         conflict_retries: int,
         conflict_deadline: float = 20.0,
         clock: Callable[[], float] = time.time,
@@ -48,7 +47,6 @@ class ChatService:
         self.engine = engine
         self.cache = cache
         self.spend = spend or SpendControl()
-        self.ttl_seconds = ttl_seconds
         # Conflicts resolve in milliseconds (someone else just wrote), so back off briefly but try often.
         self.conflict_policy = RetryPolicy(
             max_attempts=conflict_retries + 1, base_delay=0.05, max_delay=2.0, deadline=conflict_deadline
@@ -162,8 +160,6 @@ class ChatService:
             pins=pins,
             budget=budget,
         )
-        if meta is not None and meta.expires_at - now < self.ttl_seconds / 2:
-            self.store.refresh_expiry(tenant, session_id, int(now) + self.ttl_seconds)
         self.engine.request_compaction_if_due(tenant, session_id, planned, sum(tokens))
         if lookup is not None and lookup.response is None:
             self._remember(tenant, lookup, completion, usage, served_by)

@@ -77,9 +77,7 @@ class CompactionJob:
         units = turn_units([t.message for t in chunk])
         summary = self.summarizer.summarise(units, target_summary, session_model=meta.model)
         epoch = make_epoch(chunk[0].seq, cut, summary)
-        key = self.store.put_shard(
-            request.tenant, request.session_id, build_shard((t.seq, t.message, t.tokens) for t in chunk)
-        )
+        key = self.store.put_shard(meta, build_shard((t.seq, t.message, t.tokens) for t in chunk))
         epoch = epoch.model_copy(update={"shards": [key]})
         put, delete = self._consolidate(state.epochs, epoch, summary_cap, meta.model)
         self.store.commit_compaction(

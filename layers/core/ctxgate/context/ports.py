@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ctxgate.context.models import CompactionRequest, Epoch, RecallShard, StoredContext
-from ctxgate.sessions.models import Pin
+from ctxgate.sessions.models import Pin, SessionMeta
 from ctxgate.sessions.ports import SessionStore
 
 
@@ -34,7 +34,7 @@ class ContextStore(SessionStore, Protocol):
         new eviction mark. Raises ``AppendConflict`` if another compaction moved the mark first."""
         ...
 
-    def put_shard(self, tenant: str, session_id: str, shard: RecallShard) -> str:
+    def put_shard(self, meta: SessionMeta, shard: RecallShard) -> str:
         """Store the recall shard of an evicted chunk; returns the key that :meth:`get_shard` reads it by."""
         ...
 

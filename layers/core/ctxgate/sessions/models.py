@@ -35,6 +35,8 @@ class SessionMeta(BaseModel):
     """Turns up to this seq are evicted from the verbatim history (summarised, still stored). Versions compactions."""
     budget_tokens: int | None = None
     output_reserve: int | None = None
+    incarnation: str = ""
+    """Fresh for each creation of this session id: what is keyed by it never outlives a deletion."""
 
 
 class Pin(BaseModel):

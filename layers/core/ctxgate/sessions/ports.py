@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 from ctxgate.messages import Message
@@ -48,12 +49,21 @@ class SessionStore(Protocol):
         """
         ...
 
-    def refresh_expiry(self, tenant: str, session_id: str, expires_at: int) -> None:
-        """Extend the TTL of every turn of the session to ``expires_at``."""
-        ...
-
     def delete(self, tenant: str, session_id: str) -> bool:
         """Remove every item and object of the session. False if it did not exist."""
+        ...
+
+
+class SessionLeases(Protocol):
+    """One turn at a time per session: a lease with a holder and an expiry, so a holder that dies frees it."""
+
+    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> bool:
+        """Take the session's lease for ``holder`` until ``until`` if it is free, expired, or already ``holder``'s.
+        Returns whether ``holder`` holds it now. Conditional: two holders can never both succeed."""
+        ...
+
+    def release(self, tenant: str, session_id: str, holder: str) -> None:
+        """Free the lease if ``holder`` still holds it (an expired lease someone else took is left alone)."""
         ...
 
 
@@ -65,6 +75,10 @@ class BlobStore(Protocol):
     def get(self, key: str) -> bytes: ...
 
     def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> Iterator[tuple[str, float]]:
+        """(key, last-modified epoch seconds) of every object under ``prefix``."""
+        ...
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many."""

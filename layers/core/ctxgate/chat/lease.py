@@ -1,0 +1,69 @@
+"""Single-flight turns: one turn at a time per session, so the loser of a race never pays for a model call.
+
+A turn takes its session's lease before it plans the context and calls the model, and gives it back when it has
+committed or failed. The lease expires on its own no later than the function's deadline, so a holder that dies
+frees it. Other requests on the session wait, polling with jitter and a delay that grows with how long they have
+waited (a fair-share approximation of arrival order; DynamoDB has no queue to wait in), until the lease is theirs
+or their own deadline is too close to serve a turn; then they get 409 ``session_busy`` with ``Retry-After`` and
+no model call. The conditional append stays as the safety net under the lease.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from ctxgate.errors import CtxgateError
+from ctxgate.sessions.ports import SessionLeases
+
+FIRST_POLL_SECONDS = 0.02
+MAX_POLL_SECONDS = 0.4
+
+
+class SessionBusy(CtxgateError):
+    """Another turn held the session for longer than this request could wait (409, with Retry-After)."""
+
+    status = 409
+    type = "conflict_error"
+    code = "session_busy"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+@contextmanager
+def single_flight(
+    leases: SessionLeases,
+    tenant: str,
+    session_id: str,
+    *,
+    wait_until: float,
+    hold_until: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    rng: random.Random | None = None,
+) -> Iterator[None]:
+    """Hold the session's lease for the body of the ``with``; wait for it until ``wait_until`` (clock time).
+
+    ``hold_until`` bounds the lease (the function's own deadline): past it the lease is free for others even if
+    this holder never released it.
+    """
+    holder = uuid.uuid4().hex
+    jitter = rng or random.Random()
+    delay = FIRST_POLL_SECONDS
+    while not leases.try_acquire(tenant, session_id, holder, now=clock(), until=hold_until):
+        remaining = wait_until - clock()
+        if remaining <= 0:
+            raise SessionBusy(
+                f"Session {session_id} is serving another turn; retry shortly.", retry_after=math.ceil(delay * 4)
+            )
+        sleep(min(remaining, jitter.uniform(delay / 2, delay)))
+        delay = min(MAX_POLL_SECONDS, delay * 1.5)
+    try:
+        yield
+    finally:
+        leases.release(tenant, session_id, holder)
