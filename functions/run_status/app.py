@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 if TYPE_CHECKING:
-    from ctxgate.agent.service import BudgetCheck
+    from ctxgate.agent.models import BudgetCheck
 
 logger = Logger()
 

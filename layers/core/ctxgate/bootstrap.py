@@ -148,7 +148,7 @@ def build_agent(settings: Settings, chat: ChatService) -> AgentService:
     from ctxgate.adapters.sqs_runs import SqsRunQueue
     from ctxgate.adapters.stepfunctions_runs import StepFunctionsExecutions
     from ctxgate.adapters.tool_runners import tool_runner
-    from ctxgate.agent.limits import RunLimits
+    from ctxgate.agent.models import RunLimits
     from ctxgate.agent.service import AgentService
     from ctxgate.quotas.runs import ConcurrentRuns
 

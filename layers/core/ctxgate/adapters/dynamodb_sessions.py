@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ctxgate.adapters.dynamodb_common import MAX_TRANSACTION_ITEMS, is_condition_failure, query_all, query_pages
+from ctxgate.adapters.dynamodb_leases import DynamoSessionLeases, session_pk
 from ctxgate.adapters.s3_layout import session_prefix, turn_body_key
 from ctxgate.aws import client
 from ctxgate.errors import InvalidRequest
@@ -38,21 +39,15 @@ META = "META"
 TURN_PREFIX = "TURN#"
 PIN_PREFIX = "PIN#"
 EPOCH_PREFIX = "EPOCH#"
-LEASE = "LEASE"
-LEASE_PURGE_AFTER_SECONDS = 24 * 3600
 EXPIRY_INDEX = "expiry"
 DEFAULT_EXPIRY_SHARDS = 16
-
-
-def session_pk(tenant: str, session_id: str) -> str:
-    return f"T#{tenant}#S#{session_id}"
 
 
 def turn_sk(seq: int) -> str:
     return f"{TURN_PREFIX}{seq:010d}"
 
 
-class DynamoSessionStore:
+class DynamoSessionStore(DynamoSessionLeases):
     max_append_items = MAX_TRANSACTION_ITEMS
 
     def __init__(
@@ -256,46 +251,6 @@ class DynamoSessionStore:
                 result = self.ddb.batch_write_item(RequestItems={self.table: requests})
                 requests = result.get("UnprocessedItems", {}).get(self.table, [])
         return True
-
-    # -- single-flight turns ------------------------------------------------------------------------------------
-
-    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.ddb.update_item(
-                TableName=self.table,
-                Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": LEASE}},
-                UpdateExpression="SET holder = :holder, lease_until = :until, purge_at = :purge",
-                ConditionExpression="attribute_not_exists(holder) OR lease_until < :now OR holder = :holder",
-                ExpressionAttributeValues={
-                    ":holder": {"S": holder},
-                    ":until": {"N": repr(until)},
-                    ":now": {"N": repr(now)},
-                    # A lease whose holder died is reclaimed by the next turn; one nobody reclaims is removed by
-                    # the table's TTL on purge_at, which no other item carries.
-                    ":purge": {"N": str(int(until) + LEASE_PURGE_AFTER_SECONDS)},
-                },
-            )
-        except ClientError as error:
-            if is_condition_failure(error):
-                return False
-            raise
-        return True
-
-    def release(self, tenant: str, session_id: str, holder: str) -> None:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.ddb.delete_item(
-                TableName=self.table,
-                Key={"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": LEASE}},
-                ConditionExpression="holder = :holder",
-                ExpressionAttributeValues={":holder": {"S": holder}},
-            )
-        except ClientError as error:
-            if not is_condition_failure(error):
-                raise
 
     # -- lifetime ----------------------------------------------------------------------------------------------
 

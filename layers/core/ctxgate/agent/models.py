@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ctxgate.auth.models import Caller, KeyLimits
+from ctxgate.context.models import CompactionRequest
 from ctxgate.messages import Message
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "stopped_for_budget"]
@@ -143,3 +145,34 @@ class Step(BaseModel):
     tool_call_id: str | None = None
     is_error: bool = False
     result: str | None = None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A run and the steps it has taken so far."""
+
+    run: Run
+    steps: list[Step]
+
+
+@dataclass(frozen=True)
+class BudgetCheck:
+    """Whether a run must stop (steps, tokens or deadline used up), and the compaction its session needs first."""
+
+    over_budget: bool
+    compaction: CompactionRequest | None
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """The operator's limits on a run (``CTXGATE_MAX_RUN_STEPS``, ``CTXGATE_MAX_RUN_DEADLINE_SECONDS``); a run
+    without a deadline gets the longest one allowed."""
+
+    max_steps: int = 25
+    max_deadline_seconds: int = 900
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_steps <= MAX_STEPS_CEILING:
+            raise ValueError(f"the run step limit must be between 1 and {MAX_STEPS_CEILING}")
+        if not 1 <= self.max_deadline_seconds <= MAX_DEADLINE_CEILING_SECONDS:
+            raise ValueError(f"the run deadline limit must be between 1 and {MAX_DEADLINE_CEILING_SECONDS} seconds")

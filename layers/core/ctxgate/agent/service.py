@@ -10,16 +10,17 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ctxgate.agent.failures import lambda_error_message, public_failure
-from ctxgate.agent.limits import RunLimits
 from ctxgate.agent.models import (
     MAX_TOOL_CALLS_PER_STEP,
     TERMINAL,
+    BudgetCheck,
     PendingCall,
     Run,
+    RunLimits,
+    RunReport,
     RunRequest,
     Step,
 )
@@ -36,27 +37,10 @@ from ctxgate.agent.tools import idempotency_key, parse_arguments
 from ctxgate.auth.models import Caller
 from ctxgate.chat.models import ChatRequest
 from ctxgate.chat.service import ChatService
-from ctxgate.context.models import CompactionRequest
 from ctxgate.errors import InvalidRequest, NotFound
 from ctxgate.messages import GenerationParams, Message, Usage
 from ctxgate.quotas.runs import ConcurrentRuns
 from ctxgate.sessions.models import validate_session_id
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """A run and the steps it has taken so far."""
-
-    run: Run
-    steps: list[Step]
-
-
-@dataclass(frozen=True)
-class BudgetCheck:
-    """Whether a run must stop (steps, tokens or deadline used up), and the compaction its session needs first."""
-
-    over_budget: bool
-    compaction: CompactionRequest | None
 
 
 class AgentService:
@@ -90,7 +74,7 @@ class AgentService:
         tool that may not run, and RateLimited (429) when the tenant has its cap of live runs."""
         self.chat.spend.admit_model(caller, request.model)
         self.chat.router.resolve(request.model)
-        deadline_seconds = self.limits.check(request, self.tools)
+        deadline_seconds = self._check_limits(request)
         tenant, run_id = caller.tenant, f"run_{uuid.uuid4().hex}"
         session_id = validate_session_id(request.session_id) if request.session_id else f"run-{run_id}"
         now = self.clock()
@@ -121,6 +105,29 @@ class AgentService:
             self._ended(run)
             raise
         return run
+
+    def _check_limits(self, request: RunRequest) -> int:
+        """The run's deadline in seconds, once its steps, deadline and tools are within what this gateway allows."""
+        limits = self.limits
+        if request.max_steps > limits.max_steps:
+            raise InvalidRequest(
+                f"max_steps may be at most {limits.max_steps} on this gateway.",
+                code="run_limit_exceeded",
+                param="max_steps",
+            )
+        deadline = request.deadline_seconds or limits.max_deadline_seconds
+        if deadline > limits.max_deadline_seconds:
+            raise InvalidRequest(
+                f"deadline_seconds may be at most {limits.max_deadline_seconds} on this gateway.",
+                code="run_limit_exceeded",
+                param="deadline_seconds",
+            )
+        for index, spec in enumerate(request.tools):
+            try:
+                self.tools.check(spec)
+            except ToolError as refused:
+                raise InvalidRequest(f"{refused}.", code="tool_not_allowed", param=f"tools.{index}") from None
+        return deadline
 
     def _ended(self, run: Run) -> None:
         if self.concurrency is not None:

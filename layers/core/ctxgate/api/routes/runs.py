@@ -12,7 +12,7 @@ from ctxgate.api.responses import json_response
 from ctxgate.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from ctxgate.agent.service import RunReport
+    from ctxgate.agent.models import RunReport
 
 router = APIGatewayHttpRouter()
 
