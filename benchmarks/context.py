@@ -195,6 +195,7 @@ def _replay(
     sqs: Any,
     totals: Totals,
 ) -> None:
+    from ctxgate.auth.models import Caller
     from ctxgate.chat.models import ChatRequest
     from ctxgate.messages import GenerationParams, Message
     from ctxgate.tokens import REPLY_PRIMING_TOKENS, count_message, count_messages
@@ -222,9 +223,8 @@ def _replay(
         if number == 0:
             new.insert(0, Message(role="system", content=SYSTEM_PROMPT))
         scripted.next_reply = request.reply[1] if request.reply else ""
-        outcome = service.stateful(
-            TENANT, session_id, ChatRequest(model=MODEL, messages=new, params=GenerationParams(), budget_tokens=budget)
-        )
+        turn = ChatRequest(model=MODEL, messages=new, params=GenerationParams(), budget_tokens=budget)
+        outcome = service.stateful(Caller(TENANT), session_id, turn)
         plan = outcome.plan
         messages = plan.messages
         total = count_messages(messages)

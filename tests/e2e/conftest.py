@@ -44,9 +44,10 @@ class LocalGateway:
             aws_secret_access_key="testing",
         )
 
-    def dynamodb_item_count(self) -> int:
+    def dynamodb_item_count(self, *, except_tables: tuple[str, ...] = ()) -> int:
         ddb = self.aws("dynamodb")
-        return sum(int(ddb.scan(TableName=t, Select="COUNT")["Count"]) for t in ddb.list_tables()["TableNames"])
+        tables = [t for t in ddb.list_tables()["TableNames"] if t not in except_tables]
+        return sum(int(ddb.scan(TableName=t, Select="COUNT")["Count"]) for t in tables)
 
     def s3_object_count(self) -> int:
         s3 = self.aws("s3")

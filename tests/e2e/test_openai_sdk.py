@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
 import openai
 import pytest
+from ctxgate.cli import main
+from ctxgate.cli_usage import LOCAL_USAGE_TABLE as USAGE_TABLE
 
 from tests.e2e.conftest import LocalGateway, start_gateway, stop_gateway
 
@@ -39,8 +42,15 @@ def test_three_turn_session_sends_only_new_messages(gateway):
     assert [t["turn"] for t in stored["turns"]] == [1, 2, 3, 4, 5, 6]
 
 
-def test_stateless_call_is_forwarded_as_is_and_stores_nothing(gateway):
-    before = gateway.dynamodb_item_count()
+def usage_total(gateway: LocalGateway, capsys: pytest.CaptureFixture[str]) -> dict:
+    """The default tenant's usage today, as ``ctxgate usage --json`` reads it from the local AWS endpoint."""
+    assert main(["usage", "--tenant", "default", "--json", "--endpoint-url", gateway.aws_endpoint]) == 0
+    return json.loads(capsys.readouterr().out)["total"]
+
+
+def test_stateless_call_is_forwarded_as_is_and_stores_nothing_but_its_usage(gateway, capsys):
+    before = gateway.dynamodb_item_count(except_tables=(USAGE_TABLE,))
+    usage_before = usage_total(gateway, capsys)
     completion = client(gateway).chat.completions.create(
         model="echo",
         messages=[
@@ -50,7 +60,10 @@ def test_stateless_call_is_forwarded_as_is_and_stores_nothing(gateway):
         ],
     )
     assert completion.choices[0].message.content == "[echo] received 3 messages; last: c"
-    assert gateway.dynamodb_item_count() == before
+    assert gateway.dynamodb_item_count(except_tables=(USAGE_TABLE,)) == before
+    usage_after = usage_total(gateway, capsys)
+    assert usage_after["requests"] == usage_before["requests"] + 1
+    assert usage_after["input_tokens"] - usage_before["input_tokens"] == completion.usage.prompt_tokens
 
 
 def test_streaming_with_the_sdk(gateway):

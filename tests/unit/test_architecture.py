@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "layers" / "core" / "ctxgate"
-DOMAIN = ("context", "sessions", "cache", "agent", "chat")
+DOMAIN = ("context", "sessions", "cache", "agent", "chat", "quotas")
 
 
 def module_name(path: Path) -> str:

@@ -14,6 +14,7 @@ from ctxgate.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from ctxgate.adapters.dynamodb_context import DynamoContextStore
+    from ctxgate.adapters.dynamodb_quotas import DynamoQuotaStore
     from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
     from ctxgate.agent.service import AgentService
     from ctxgate.auth.authenticator import CachedAuthenticator
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from ctxgate.chat.sessions import SessionService
     from ctxgate.context.engine import ContextEngine
     from ctxgate.providers.registry import ModelRouter
+    from ctxgate.quotas.service import SpendControl
 
 
 def build_router(settings: Settings) -> ModelRouter:
@@ -97,6 +99,26 @@ def build_cache(settings: Settings) -> ResponseCache:
     )
 
 
+def build_quota_store(settings: Settings) -> DynamoQuotaStore:
+    """The usage table: per-key quota counters, the usage ledger and the tenants' run slots."""
+    from ctxgate.adapters.dynamodb_quotas import DynamoQuotaStore
+
+    return DynamoQuotaStore(settings.usage_table_name)
+
+
+def build_spend(settings: Settings) -> SpendControl:
+    """Quotas and the usage ledger over the usage table, and the hard caps from settings."""
+    from ctxgate.quotas.service import SpendControl
+
+    store = build_quota_store(settings)
+    return SpendControl(
+        store,
+        store,
+        max_budget_tokens=settings.max_budget_tokens,
+        default_output_tokens=settings.default_output_tokens,
+    )
+
+
 def build_chat(settings: Settings, router: ModelRouter | None = None) -> ChatService:
     """The chat service over the configured AWS resources; ``router`` replaces the one built from the models
     file (benchmarks and tests use scripted providers)."""
@@ -109,6 +131,7 @@ def build_chat(settings: Settings, router: ModelRouter | None = None) -> ChatSer
         router,
         engine,
         cache=build_cache(settings),
+        spend=build_spend(settings),
         conflict_retries=settings.session_conflict_retries,
     )
 
@@ -130,6 +153,7 @@ def build_agent(settings: Settings, chat: ChatService) -> AgentService:
     from ctxgate.adapters.tool_runners import tool_runner
     from ctxgate.agent.models import RunLimits
     from ctxgate.agent.service import AgentService
+    from ctxgate.quotas.runs import ConcurrentRuns
 
     return AgentService(
         DynamoRunStore(settings.runs_table_name, retention_seconds=settings.run_retention_seconds),
@@ -138,6 +162,7 @@ def build_agent(settings: Settings, chat: ChatService) -> AgentService:
         executions=StepFunctionsExecutions(settings.state_machine_arn),
         tools=tool_runner(settings.tool_allowed_hosts, settings.tool_function_arns, stack_name=settings.stack_name),
         limits=RunLimits(settings.max_run_steps, settings.max_run_deadline_seconds),
+        concurrency=ConcurrentRuns(build_quota_store(settings), settings.max_concurrent_runs),
     )
 
 
@@ -205,11 +230,24 @@ def key_authenticator() -> CachedAuthenticator:
     return CachedAuthenticator(key_service(), ttl=get_settings().auth_cache_ttl_seconds)
 
 
+def usage_ledger() -> DynamoQuotaStore:
+    """The usage ledger ``GET /v1/usage`` reads."""
+    return build_quota_store(get_settings())
+
+
 def reset() -> None:
     """Forget the process-wide services and settings (after the environment changed)."""
     from ctxgate.aws import reset_clients
 
-    for built in (chat_service, session_service, context_store, compaction_queue, agent_service, get_settings):
+    for built in (
+        chat_service,
+        session_service,
+        context_store,
+        compaction_queue,
+        agent_service,
+        usage_ledger,
+        get_settings,
+    ):
         built.cache_clear()
     key_service.cache_clear()
     key_authenticator.cache_clear()

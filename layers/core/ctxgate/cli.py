@@ -1,7 +1,7 @@
-"""The ``ctxgate`` command: ``ctxgate local`` (the local gateway), ``ctxgate keys ...`` (API keys) and
-``ctxgate bench ...`` (benchmarks).
+"""The ``ctxgate`` command: ``ctxgate local`` (the local gateway), ``ctxgate keys ...`` (API keys),
+``ctxgate usage`` (a tenant's usage and cost) and ``ctxgate bench ...`` (benchmarks).
 
-The front-ends import their implementation lazily; none is used inside Lambda.
+Each front-end imports its implementation lazily; none is used inside Lambda.
 """
 
 from __future__ import annotations
@@ -139,6 +139,9 @@ def parser() -> argparse.ArgumentParser:
     bound.add_argument("--response-bytes", type=int, default=4000, help="size of each cached answer")
     bound.add_argument("--json", action="store_true")
     bound.set_defaults(func=_bench)
+    from ctxgate import cli_usage
+
+    cli_usage.add_parser(commands)
     return root
 
 

@@ -74,6 +74,11 @@ class Settings:
     cache_max_entries_per_scope: int
     """Bound on a semantic cache scope's entries; beyond it the least recently used are evicted."""
     """How long a provider key read from Secrets Manager or SSM is cached in the process."""
+    # Spend control (quotas, usage ledger, hard caps).
+    usage_table_name: str
+    max_budget_tokens: int
+    default_output_tokens: int
+    max_concurrent_runs: int
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -118,6 +123,10 @@ class Settings:
             auth_cache_ttl_seconds=_int("CTXGATE_AUTH_CACHE_TTL_SECONDS", 60),
             provider_key_ttl_seconds=_int("CTXGATE_PROVIDER_KEY_TTL_SECONDS", 300),
             cache_max_entries_per_scope=_int("CTXGATE_CACHE_MAX_ENTRIES_PER_SCOPE", 500),
+            usage_table_name=os.environ.get("CTXGATE_USAGE_TABLE_NAME", "ctxgate-usage"),
+            max_budget_tokens=_int("CTXGATE_MAX_BUDGET_TOKENS", 262_144),
+            default_output_tokens=_int("CTXGATE_DEFAULT_OUTPUT_TOKENS", 4096),
+            max_concurrent_runs=_int("CTXGATE_MAX_CONCURRENT_RUNS", 10),
         )
 
 

@@ -9,6 +9,7 @@ import pytest
 from ctxgate.adapters.dynamodb_context import DynamoContextStore
 from ctxgate.adapters.dynamodb_sessions import DynamoSessionStore, session_pk
 from ctxgate.adapters.s3_blobs import S3BlobStore
+from ctxgate.auth.models import Caller
 from ctxgate.chat.models import ChatRequest
 from ctxgate.errors import SessionConflict
 from ctxgate.messages import GenerationParams, Message
@@ -179,7 +180,7 @@ def test_twenty_concurrent_turns_on_one_session_lose_and_duplicate_nothing(store
         barrier.wait()
         request = ChatRequest("echo", [Message(role="user", content=f"m{i}")], GenerationParams())
         try:
-            results[i] = service.stateful("default", "busy", request).turn
+            results[i] = service.stateful(Caller("default"), "busy", request).turn
         except SessionConflict as error:  # allowed by the contract: a clear 409 that stored nothing
             results[i] = error
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ctxgate.auth.models import Caller
 from ctxgate.bootstrap import build_chat
 from ctxgate.chat.models import ChatRequest
 from ctxgate.context.models import CompactionRequest
@@ -37,7 +38,9 @@ def world(aws, monkeypatch):
 
 def turn(chat, session: str, text: str, **extra) -> None:
     chat.stateful(
-        "default", session, ChatRequest("echo", [Message(role="user", content=text)], GenerationParams(), **extra)
+        Caller("default"),
+        session,
+        ChatRequest("echo", [Message(role="user", content=text)], GenerationParams(), **extra),
     )
 
 

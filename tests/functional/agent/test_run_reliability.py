@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from ctxgate.agent.models import RunRequest
+from ctxgate.auth.models import Caller
 
 from tests.conftest import _reset_caches
 
@@ -25,7 +26,7 @@ def run_request(**changes) -> RunRequest:
 
 def test_a_model_step_retried_after_its_turn_was_stored_does_not_append_or_call_again(agent, monkeypatch):
     # GIVEN a run whose first model step stores its turn and then dies before recording its progress
-    run = agent.create("default", run_request())
+    run = agent.create(Caller("default"), run_request())
     save = agent.runs.save
     calls = {"save": 0}
 
@@ -53,7 +54,7 @@ def test_a_model_step_retried_after_its_turn_was_stored_does_not_append_or_call_
 
 def test_a_model_step_retried_before_anything_was_stored_calls_the_model(agent, monkeypatch):
     # GIVEN a run whose first model step dies before the model call returned (its record says it began)
-    run = agent.create("default", run_request(session_id="fresh"))
+    run = agent.create(Caller("default"), run_request(session_id="fresh"))
     real = agent.chat.stateful
     monkeypatch.setattr(agent.chat, "stateful", lambda *a, **k: (_ for _ in ()).throw(TimeoutError("upstream")))
     with pytest.raises(TimeoutError):
@@ -68,7 +69,7 @@ def test_a_model_step_retried_before_anything_was_stored_calls_the_model(agent, 
 
 def test_a_run_stuck_past_its_deadline_is_failed_by_the_sweeper(agent):
     # GIVEN a run whose start message never reached the starter (it stays queued)
-    run = agent.create("default", run_request(session_id="stuck", deadline_seconds=60))
+    run = agent.create(Caller("default"), run_request(session_id="stuck", deadline_seconds=60))
     # WHEN the sweeper runs after the run's deadline
     failed = agent.sweep_stuck(run.deadline_at + 1)
     # THEN the run is failed, with a cause that says why
@@ -80,7 +81,7 @@ def test_a_run_stuck_past_its_deadline_is_failed_by_the_sweeper(agent):
 
 def test_the_sweeper_leaves_runs_within_their_deadline(agent):
     # GIVEN a queued run with time left
-    run = agent.create("default", run_request(session_id="patient", deadline_seconds=600))
+    run = agent.create(Caller("default"), run_request(session_id="patient", deadline_seconds=600))
     # WHEN the sweeper runs before its deadline
     # THEN nothing happens to it
     assert agent.sweep_stuck(run.deadline_at - 1) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from ctxgate.auth.models import Caller
 from ctxgate.bootstrap import chat_service, session_service
 from ctxgate.chat.models import ChatRequest
 from ctxgate.context.models import CompactionRequest
@@ -28,7 +29,7 @@ def fill(session: str, turns: int, budget: int = 512) -> None:
     for i in range(turns):
         text = f"turn {i}: the quick brown fox jumps over the lazy dog near the riverbank at dawn"
         service.stateful(
-            "default",
+            Caller("default"),
             session,
             ChatRequest("echo", [Message(role="user", content=text)], GenerationParams(), budget_tokens=budget),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ctxgate.auth.models import Caller
 from ctxgate.chat.models import ChatRequest
 from ctxgate.errors import CtxgateError
 from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest
@@ -41,7 +42,7 @@ def user(text: str) -> Message:
 
 def refused(service, request: ChatRequest) -> CtxgateError:
     with pytest.raises(CtxgateError) as caught:
-        service.stateful("t", "s", request)
+        service.stateful(Caller("t"), "s", request)
     return caught.value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ctxgate.auth.models import Caller
 from ctxgate.chat.models import ChatRequest
 from ctxgate.chat.service import ChatService
 from ctxgate.errors import InvalidRequest, ProviderFailure, SessionConflict
@@ -28,7 +29,7 @@ def user(text: str) -> Message:
 
 
 def ask(svc: ChatService, *messages: Message, session: str = "s"):
-    return svc.stateful("t", session, ChatRequest("echo", list(messages), GenerationParams()))
+    return svc.stateful(Caller("t"), session, ChatRequest("echo", list(messages), GenerationParams()))
 
 
 def test_history_is_replayed_to_the_model():
@@ -96,7 +97,7 @@ def test_a_failed_model_call_stores_nothing():
 
 def test_stateless_requests_store_nothing():
     store = MemoryStore()
-    outcome = service(store).stateless("t", ChatRequest("echo", [user("x")], GenerationParams()))
+    outcome = service(store).stateless(Caller("t"), ChatRequest("echo", [user("x")], GenerationParams()))
     assert outcome.turn is None and store.rows == {}
 
 

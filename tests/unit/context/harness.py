@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+from ctxgate.auth.models import Caller
 from ctxgate.bootstrap import build_sessions
 from ctxgate.chat.models import ChatRequest
 from ctxgate.messages import GenerationParams, Message
@@ -26,7 +27,7 @@ class Harness:
 
     def send(self, *messages: Message, budget: int | None = None, session: str = "s"):
         outcome = self.service.stateful(
-            "t",
+            Caller("t"),
             session,
             ChatRequest(
                 "echo",

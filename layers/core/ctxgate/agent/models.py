@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ctxgate.auth.models import Caller, KeyLimits
 from ctxgate.context.models import CompactionRequest
 from ctxgate.messages import Message
 
@@ -117,6 +118,14 @@ class Run(BaseModel):
     error: str | None = None
     cause: str | None = None
     execution_arn: str | None = None
+    key_id: str | None = None
+    """The API key that created the run (None: a JWT caller); every model call of the run counts against it."""
+    key_limits: KeyLimits = Field(default_factory=KeyLimits)
+    """That key's limits when the run was created."""
+
+    def caller(self) -> Caller:
+        """Who the run's model calls are made for: its tenant, and the key that created it."""
+        return Caller(tenant=self.tenant, key_id=self.key_id, limits=self.key_limits)
 
 
 class Step(BaseModel):

@@ -35,10 +35,12 @@ from ctxgate.agent.ports import (
     ToolRunner,
 )
 from ctxgate.agent.tools import idempotency_key, parse_arguments
+from ctxgate.auth.models import Caller
 from ctxgate.chat.models import ChatRequest
 from ctxgate.chat.service import ChatService
 from ctxgate.errors import InvalidRequest, NotFound
 from ctxgate.messages import GenerationParams, Message, Usage
+from ctxgate.quotas.runs import ConcurrentRuns
 from ctxgate.sessions.models import validate_session_id
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class AgentService:
         executions: Executions,
         tools: ToolRunner,
         limits: RunLimits | None = None,
+        concurrency: ConcurrentRuns | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.runs = runs
@@ -62,18 +65,24 @@ class AgentService:
         self.executions = executions
         self.tools = tools
         self.limits = limits or RunLimits()
+        self.concurrency = concurrency
+        """The cap on a tenant's live runs (None: not capped)."""
         self.clock = clock
 
     # -- API ---------------------------------------------------------------------------------------------------
 
-    def create(self, tenant: str, request: RunRequest) -> Run:
-        """Store and enqueue a run. Raises :class:`InvalidRequest` (400) for a run over the limits or with a tool
-        that may not run, before anything is stored."""
+    def create(self, caller: Caller, request: RunRequest) -> Run:
+        """Store and enqueue a run; every model call of it counts against ``caller``'s key. Raises PermissionDenied
+        (403) for a model outside the key's list, :class:`InvalidRequest` (400) for a run over the limits or with a
+        tool that may not run, and RateLimited (429) when the tenant has its cap of live runs."""
+        self.chat.spend.admit_model(caller, request.model)
         self.chat.router.resolve(request.model)
         deadline_seconds = self._check_limits(request)
-        run_id = f"run_{uuid.uuid4().hex}"
+        tenant, run_id = caller.tenant, f"run_{uuid.uuid4().hex}"
         session_id = validate_session_id(request.session_id) if request.session_id else f"run-{run_id}"
         now = self.clock()
+        if self.concurrency is not None:
+            self.concurrency.take(tenant, run_id, deadline_at=now + deadline_seconds, now=now)
         run = Run(
             id=run_id,
             tenant=tenant,
@@ -87,11 +96,17 @@ class AgentService:
             deadline_at=now + deadline_seconds,
             created_at=now,
             updated_at=now,
+            key_id=caller.key_id,
+            key_limits=caller.limits,
         )
-        self.runs.create(run)
-        if self.queue is None:
-            raise InvalidRequest("Agent runs are not configured (no runs queue).", code="runs_unavailable")
-        self.queue.enqueue(tenant, run_id)
+        try:
+            self.runs.create(run)
+            if self.queue is None:
+                raise InvalidRequest("Agent runs are not configured (no runs queue).", code="runs_unavailable")
+            self.queue.enqueue(tenant, run_id)
+        except BaseException:
+            self._ended(run)
+            raise
         return run
 
     def _check_limits(self, request: RunRequest) -> int:
@@ -116,6 +131,10 @@ class AgentService:
             except ToolError as refused:
                 raise InvalidRequest(f"{refused}.", code="tool_not_allowed", param=f"tools.{index}") from None
         return deadline
+
+    def _ended(self, run: Run) -> None:
+        if self.concurrency is not None:
+            self.concurrency.give_back(run.tenant, run.id)
 
     def get(self, tenant: str, run_id: str) -> Run:
         run = self.runs.get(tenant, run_id)
@@ -168,7 +187,7 @@ class AgentService:
         if reply is None:
             tools = [t.openai() for t in run.tools] or None
             outcome = self.chat.stateful(
-                tenant, run.session_id, ChatRequest(run.model, new, GenerationParams(tools=tools, temperature=0))
+                run.caller(), run.session_id, ChatRequest(run.model, new, GenerationParams(tools=tools, temperature=0))
             )
             reply, usage = outcome.completion.message, outcome.usage
             cache = outcome.cache.status if outcome.cache else None
@@ -203,6 +222,8 @@ class AgentService:
             update.update(status="succeeded", output=reply.text())
         run = run.model_copy(update=update)
         self.runs.save(run, expected_status={"queued", "running"})
+        if finished:
+            self._ended(run)
         over = not finished and number >= run.max_steps
         return {
             "finished": finished,
@@ -345,6 +366,7 @@ class AgentService:
             self.runs.save(
                 run.model_copy(update={"status": status, "updated_at": self.clock()}), expected_status=expected
             )
+        self._ended(run)
 
     def _tool_results(self, run: Run) -> list[Message]:
         messages = []

@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response
 
-from ctxgate.errors import CtxgateError
+from ctxgate.errors import CtxgateError, RateLimited
 
 logger = Logger(child=True)
 
@@ -34,7 +34,18 @@ def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
 def client_error(error: CtxgateError) -> Response:
     """A domain error: its status and OpenAI-style ``{"error": {...}}`` body, with the request id."""
     logger.info("request failed", extra={"status": error.status, "code": error.code})
-    return json_response(error.status, error.to_body(current_request_id()))
+    return json_response(error.status, error.to_body(current_request_id()), error_headers(error))
+
+
+def error_headers(error: CtxgateError) -> dict[str, str]:
+    """A 429 says when to retry (``Retry-After``) and, for a key's quota, its ``x-ratelimit-*`` state."""
+    if not isinstance(error, RateLimited):
+        return {}
+    from ctxgate.api.rate_limits import rate_limit_headers
+    from ctxgate.quotas.models import QuotaExceeded
+
+    state = error.state if isinstance(error, QuotaExceeded) else None
+    return {"Retry-After": str(error.retry_after), **rate_limit_headers(state)}
 
 
 def server_error(error: Exception) -> Response:

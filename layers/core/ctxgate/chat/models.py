@@ -8,6 +8,7 @@ from ctxgate.cache.keys import CacheControl
 from ctxgate.cache.service import CacheLookup
 from ctxgate.context.models import ContextPlan
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
+from ctxgate.quotas.models import RateLimitState
 
 
 @dataclass(frozen=True)
@@ -43,3 +44,5 @@ class ChatOutcome:
     """Sequence number of the stored reply, for stateful requests."""
     plan: ContextPlan | None = None
     cache: CacheLookup | None = None
+    rate_limits: RateLimitState | None = None
+    """The key's quota state after this request (None: the caller has no per-key limits)."""

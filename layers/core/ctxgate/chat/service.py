@@ -1,7 +1,9 @@
 """The chat turn: plan the context, call the model, and append the new turns atomically.
 
 This is the domain service behind ``POST /v1/chat/completions`` and the agent loop's model step. It knows nothing
-of HTTP or DynamoDB. Every limit that can reject a request is checked before anything is stored or paid for.
+of HTTP or DynamoDB. Every limit that can reject a request is checked before anything is stored or paid for: the
+key's models and the hard caps first, then (with the context planned, so the input tokens are known) a reservation
+of the request's worst case in the key's quota windows, settled to the actual usage after the call.
 """
 
 from __future__ import annotations
@@ -9,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from ctxgate.auth.models import Caller
 from ctxgate.cache.service import CacheLookup, ResponseCache
 from ctxgate.chat.models import ChatOutcome, ChatRequest
 from ctxgate.context.engine import ContextEngine, PlannedContext, new_pin, validate_budget
 from ctxgate.context.ports import ContextStore
 from ctxgate.errors import InvalidRequest, SessionConflict
-from ctxgate.messages import Completion, Message, Usage
-from ctxgate.providers.registry import ModelRouter
+from ctxgate.messages import Completion, GenerationParams, Message, Usage
+from ctxgate.providers.registry import ModelConfig, ModelRouter
+from ctxgate.quotas.service import SpendControl
 from ctxgate.retry import RetryPolicy, call_with_retry
 from ctxgate.sessions.models import Pin, validate_session_id
 from ctxgate.sessions.ports import AppendConflict
@@ -32,6 +36,7 @@ class ChatService:
         engine: ContextEngine,
         *,
         cache: ResponseCache | None = None,
+        spend: SpendControl | None = None,
         conflict_retries: int,
         conflict_deadline: float = 20.0,
         clock: Callable[[], float] = time.time,
@@ -41,6 +46,7 @@ class ChatService:
         self.router = router
         self.engine = engine
         self.cache = cache
+        self.spend = spend or SpendControl()
         # Conflicts resolve in milliseconds (someone else just wrote), so back off briefly but try often.
         self.conflict_policy = RetryPolicy(
             max_attempts=conflict_retries + 1, base_delay=0.05, max_delay=2.0, deadline=conflict_deadline
@@ -48,37 +54,44 @@ class ChatService:
         self.clock = clock
         self.sleep = sleep
 
-    def stateless(self, tenant: str, request: ChatRequest) -> ChatOutcome:
+    def stateless(self, caller: Caller, request: ChatRequest) -> ChatOutcome:
         """Forward the request as it is; no session is kept (the response may be cached)."""
         if request.budget_tokens is not None:  # no session to apply it to, but a bad value is still bad input
             validate_budget(request.budget_tokens)
-        self.router.resolve(request.model)
-        lookup = self._lookup(tenant, request, request.messages)
-        if lookup is not None and lookup.response is not None:
-            cached = lookup.response
-            return ChatOutcome(cached.completion, cached.usage, cached.served_by, cache=lookup)
-        completion, config = self.router.complete(request.model, request.messages, request.params)
-        usage = _usage(completion, request.messages)
-        self._remember(tenant, lookup, completion, usage, config.name)
-        return ChatOutcome(completion, usage, config.name, cache=lookup)
+        config = self._admit(caller, request)
+        cap = self.spend.output_cap(config.max_output_tokens, request.params.output_limit())
+        with self.spend.hold(caller, count_messages(request.messages) + cap) as hold:
+            lookup = self._lookup(caller.tenant, request, request.messages)
+            if lookup is not None and lookup.response is not None:
+                hold.cache_hit(request.model)
+                hit = lookup.response
+                return ChatOutcome(hit.completion, hit.usage, hit.served_by, cache=lookup, rate_limits=hold.state)
+            params = _bounded(request.params, cap, caller, config)
+            completion, served = self.router.complete(request.model, request.messages, params)
+            usage = _usage(completion, request.messages)
+            hold.served(served.name, usage, served.cost_of(usage))
+        self._remember(caller.tenant, lookup, completion, usage, served.name)
+        return ChatOutcome(completion, usage, served.name, cache=lookup, rate_limits=hold.state)
 
-    def stateful(self, tenant: str, session_id: str, request: ChatRequest) -> ChatOutcome:
+    def stateful(self, caller: Caller, session_id: str, request: ChatRequest) -> ChatOutcome:
         """Serve one turn of a session whose client sends only the new messages.
 
         On a lost race for the session's next sequence number the whole turn is retried (fresh context, fresh
         model call) with the project's retry helper, then :class:`SessionConflict` (409). Nothing is stored
         unless the model call succeeded.
         """
+        self.spend.admit_model(caller, request.model)
         validate_session_id(session_id)
         system, new = _split_system(request.messages)
         if request.budget_tokens is not None:
             validate_budget(request.budget_tokens)
         pin_contents = [pin_content(c) for c in request.pins]
         self._check_append_size(len(new) + 1, len(pin_contents))
-        self.router.resolve(request.model)  # an unknown model is a 404 before any read
+        config = self._admit(caller, request)  # an unknown model is a 404 before any read
+        self.spend.check_room(caller)  # planning may summarise (a model call): a full window stops it first
         try:
             return call_with_retry(
-                lambda: self._turn(tenant, session_id, request, system, new, pin_contents),
+                lambda: self._turn(caller, config, session_id, request, system, new, pin_contents),
                 self.conflict_policy,
                 sleep=self.sleep,
             )
@@ -99,26 +112,37 @@ class ChatService:
 
     def _turn(
         self,
-        tenant: str,
+        caller: Caller,
+        config: ModelConfig,
         session_id: str,
         request: ChatRequest,
         system: Message | None,
         new: list[Message],
         pin_contents: list[str],
     ) -> ChatOutcome:
+        tenant = caller.tenant
         now = self.clock()
         pins = [new_pin(c, now) for c in pin_contents]
         planned = self.plan(tenant, session_id, request, new, system=system, pins=pins)
         plan = planned.plan
-        lookup = self._lookup(tenant, request, plan.messages)
-        if lookup is not None and lookup.response is not None:
-            # A hit still becomes the session's next turn, so the conversation continues correctly.
-            completion, usage, served_by = lookup.response.completion, lookup.response.usage, lookup.response.served_by
-        else:
-            completion, config = self.router.complete(
-                request.model, plan.messages, request.params, cache_points=[b.message_index for b in plan.breakpoints]
-            )
-            usage, served_by = _usage(completion, plan.messages), config.name
+        cap = self.spend.output_cap(config.max_output_tokens, request.params.output_limit())
+        # Settled as soon as the model answered: a lost append race below retries the turn, but this call was paid.
+        with self.spend.hold(caller, plan.input_tokens + cap) as hold:
+            lookup = self._lookup(tenant, request, plan.messages)
+            if lookup is not None and lookup.response is not None:
+                # A hit still becomes the session's next turn, so the conversation continues correctly.
+                hit = lookup.response
+                completion, usage, served_by = hit.completion, hit.usage, hit.served_by
+                hold.cache_hit(request.model)
+            else:
+                completion, served = self.router.complete(
+                    request.model,
+                    plan.messages,
+                    _bounded(request.params, cap, caller, config),
+                    cache_points=[b.message_index for b in plan.breakpoints],
+                )
+                usage, served_by = _usage(completion, plan.messages), served.name
+                hold.served(served_by, usage, served.cost_of(usage))
         stored = [*new, completion.message]
         tokens = [count_message(m) for m in stored]
         meta = planned.meta
@@ -141,7 +165,20 @@ class ChatService:
         self.engine.request_compaction_if_due(tenant, session_id, planned, sum(tokens))
         if lookup is not None and lookup.response is None:
             self._remember(tenant, lookup, completion, usage, served_by)
-        return ChatOutcome(completion, usage, served_by, session_id, turns[-1].seq, plan, lookup)
+        return ChatOutcome(completion, usage, served_by, session_id, turns[-1].seq, plan, lookup, hold.state)
+
+    def _admit(self, caller: Caller, request: ChatRequest) -> ModelConfig:
+        """The key's models (403), the model (404), its ``max_output_tokens`` and the budget ceiling (400)."""
+        self.spend.admit_model(caller, request.model)
+        config = self.router.resolve(request.model)
+        self.spend.admit(
+            caller,
+            request.model,
+            max_output_tokens=config.max_output_tokens,
+            output_limit=request.params.output_limit(),
+            budget_tokens=request.budget_tokens,
+        )
+        return config
 
     def plan(
         self,
@@ -206,6 +243,18 @@ def _split_system(messages: list[Message]) -> tuple[Message | None, list[Message
     if not new:
         raise InvalidRequest("A stateful request needs at least one non-system message.", param="messages")
     return (systems[0] if systems else None), new
+
+
+def _bounded(params: GenerationParams, cap: int, caller: Caller, config: ModelConfig) -> GenerationParams:
+    """The parameters sent upstream. Without a client limit on the output, the upstream is told the cap the
+    reservation assumed when the key has token quotas (else the reservation would not be the worst case) or the
+    model has a hard cap. The cache keys on the client's own parameters, so bounding does not split the cache."""
+    if params.output_limit() is not None:
+        return params
+    limits = caller.limits
+    if config.max_output_tokens is None and limits.tpm is None and limits.tokens_per_day is None:
+        return params
+    return params.model_copy(update={"max_tokens": cap})
 
 
 def _usage(completion: Completion, prompt: list[Message]) -> Usage:

@@ -6,18 +6,45 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ctxgate.errors import ProviderFailure, UnknownModel, UpstreamRejected
-from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest
+from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest, Usage
 from ctxgate.providers.base import ApiKey, Provider, ProviderRejected, ProviderUnusable, TransientProviderError
 from ctxgate.providers.secrets import SecretRef, SecretsReader
 from ctxgate.retry import RetryableError, RetryPolicy, call_with_retry
 
 logger = logging.getLogger(__name__)
+
+
+class ModelPrice(BaseModel):
+    """USD per million tokens. ``cached_input_per_mtok`` applies to the input tokens the provider read from its
+    prompt cache (they are part of the input tokens); unset, it is the input price."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+
+    def cost_of(self, usage: Usage) -> Decimal:
+        """The cost in USD of one call's usage (exact decimal arithmetic: the ledger sums many small costs)."""
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        cached_price = self.input_per_mtok if self.cached_input_per_mtok is None else self.cached_input_per_mtok
+        total = (
+            (usage.prompt_tokens - cached) * _decimal(self.input_per_mtok)
+            + cached * _decimal(cached_price)
+            + usage.completion_tokens * _decimal(self.output_per_mtok)
+        )
+        return total / 1_000_000
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(str(value))
 
 
 class ModelConfig(BaseModel):
@@ -34,6 +61,13 @@ class ModelConfig(BaseModel):
     """Where a deployed stack reads the key: a Secrets Manager secret name or ARN, or ``ssm:<parameter>`` (see
     :mod:`ctxgate.providers.secrets`)."""
     fallbacks: list[str] = Field(default_factory=list)
+    price: ModelPrice | None = None
+    """None: the model's usage is ledgered at no cost."""
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    """Hard cap on a request's ``max_tokens``; a request asking for more gets a 400 before any call."""
+
+    def cost_of(self, usage: Usage) -> Decimal:
+        return self.price.cost_of(usage) if self.price is not None else Decimal(0)
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ModelConfig:
@@ -65,7 +99,16 @@ class ModelsFile(BaseModel):
         return self
 
 
-ECHO_ONLY = ModelsFile(models=[ModelConfig(name="echo", provider="echo", upstream_model="echo")])
+ECHO_ONLY = ModelsFile(
+    models=[
+        ModelConfig(
+            name="echo",
+            provider="echo",
+            upstream_model="echo",
+            price=ModelPrice(input_per_mtok=0, output_per_mtok=0),
+        )
+    ]
+)
 
 
 def load_models(path: Path | None) -> ModelsFile:
@@ -192,4 +235,4 @@ class ModelRouter:
         )
 
 
-__all__ = ["ModelConfig", "ModelRouter", "ModelsFile", "TransientProviderError", "load_models"]
+__all__ = ["ModelConfig", "ModelPrice", "ModelRouter", "ModelsFile", "TransientProviderError", "load_models"]

@@ -29,12 +29,13 @@ THRESHOLD_HEADER = "X-Ctxgate-Cache-Threshold"
 
 @router.post("/v1/chat/completions")
 def chat_completions() -> Response:
+    from ctxgate.api.rate_limits import rate_limit_headers
     from ctxgate.api.wire.chat_completions import completion_body, completion_stream, parse_chat_request
     from ctxgate.bootstrap import chat_service
     from ctxgate.chat.models import ChatRequest
 
     event = router.current_event
-    caller = request_caller()
+    caller = caller_of(event.raw_event)
     wire = parse_chat_request(event.decoded_body or "")
     budget = event.headers.get(BUDGET_HEADER)
     request = ChatRequest(
@@ -48,9 +49,9 @@ def chat_completions() -> Response:
     session_id = event.headers.get(SESSION_HEADER)
     headers: dict[str, str] = {}
     if session_id is None:
-        outcome = chat_service().stateless(caller.tenant, request)
+        outcome = chat_service().stateless(caller, request)
     else:
-        outcome = chat_service().stateful(caller.tenant, session_id, request)
+        outcome = chat_service().stateful(caller, session_id, request)
         headers = {SESSION_HEADER: session_id, TURN_HEADER: str(outcome.turn)}
         if outcome.plan is not None:
             headers[CONTEXT_TOKENS_HEADER] = str(outcome.plan.input_tokens)
@@ -58,16 +59,12 @@ def chat_completions() -> Response:
         headers[CACHE_HEADER] = outcome.cache.status
         if outcome.cache.similarity is not None:
             headers[SIMILARITY_HEADER] = f"{outcome.cache.similarity:.4f}"
+    headers.update(rate_limit_headers(outcome.rate_limits))
     if wire.stream:
         include_usage = bool((wire.stream_options or {}).get("include_usage"))
         sse = completion_stream(outcome.completion, outcome.usage, wire.model, include_usage=include_usage)
         return Response(200, "text/event-stream", sse, headers={**headers, "Cache-Control": "no-cache"})
     return json_response(200, completion_body(outcome.completion, outcome.usage, wire.model), headers)
-
-
-def request_caller() -> Caller:
-    """The current request's caller, as the authorizer established it."""
-    return caller_of(router.current_event.raw_event)
 
 
 def cache_options(caller: Caller) -> CacheOptions:

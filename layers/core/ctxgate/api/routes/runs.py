@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from ctxgate.api.identity import tenant_of
+from ctxgate.api.identity import caller_of, tenant_of
 from ctxgate.api.responses import json_response
 from ctxgate.errors import InvalidRequest
 
@@ -34,7 +34,7 @@ def create_run() -> Response:
         first = error.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
         raise InvalidRequest(f"Invalid run: {first['msg']}", param=param) from None
-    run = agent_service().create(_tenant(), request)
+    run = agent_service().create(caller_of(router.current_event.raw_event), request)
     return json_response(202, {"id": run.id, "object": "run", "status": run.status})
 
 

@@ -1,0 +1,1 @@
+"""Spend control: per-key quotas reserved before a model call and settled after it, and the usage ledger."""
