@@ -230,6 +230,7 @@ def key_authenticator() -> CachedAuthenticator:
     return CachedAuthenticator(key_service(), ttl=get_settings().auth_cache_ttl_seconds)
 
 
+@cache
 def usage_ledger() -> DynamoQuotaStore:
     """The usage ledger ``GET /v1/usage`` reads."""
     return build_quota_store(get_settings())
