@@ -39,6 +39,7 @@ class IdempotencyInProgress(CtxgateError):
     status = 409
     type = "conflict_error"
     code = "idempotency_request_in_progress"
+    retry_after = 1
 
 
 @cache

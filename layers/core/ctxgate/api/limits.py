@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ctxgate.api.responses import client_error
 from ctxgate.errors import InvalidRequest, PayloadTooLarge
@@ -21,3 +24,10 @@ def limit_body_size(app: APIGatewayHttpResolver, next_middleware: NextMiddleware
     if len(body) > limit or len(body.encode()) > limit:
         return client_error(PayloadTooLarge(f"The request body exceeds {limit} bytes."))
     return next_middleware(app)
+
+
+def request_deadline(context: LambdaContext | None, *, margin_seconds: float = 1.0) -> float | None:
+    """The clock time by which this invocation must answer: its remaining time, less a margin to send it."""
+    if context is None:
+        return None
+    return time.time() + context.get_remaining_time_in_millis() / 1000 - margin_seconds

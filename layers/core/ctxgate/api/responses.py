@@ -38,9 +38,11 @@ def client_error(error: CtxgateError) -> Response:
 
 
 def error_headers(error: CtxgateError) -> dict[str, str]:
-    """A 429 says when to retry (``Retry-After``) and, for a key's quota, its ``x-ratelimit-*`` state."""
+    """A 429 says when to retry (``Retry-After``) and, for a key's quota, its ``x-ratelimit-*`` state; so does a
+    409 for a session busy serving another turn, or a request still in flight under the same Idempotency-Key."""
+    retry_after = getattr(error, "retry_after", None)
     if not isinstance(error, RateLimited):
-        return {}
+        return {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else {}
     from ctxgate.api.rate_limits import rate_limit_headers
     from ctxgate.quotas.models import QuotaExceeded
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from ctxgate.auth.models import Caller
 from ctxgate.cache.service import CacheLookup, ResponseCache
+from ctxgate.chat.lease import single_flight
 from ctxgate.chat.models import ChatOutcome, ChatRequest
 from ctxgate.context.engine import ContextEngine, PlannedContext, new_pin, validate_budget
 from ctxgate.context.ports import ContextStore
@@ -26,6 +27,11 @@ from ctxgate.sessions.ports import AppendConflict
 from ctxgate.tokens import count_message, count_messages, count_text
 
 MAX_PIN_CHARS = 8000
+DEFAULT_TURN_SECONDS = 25.0
+"""How long a turn may hold its session when the request names no deadline (API Gateway's integration limit
+is 29 s)."""
+MIN_TURN_SECONDS = 5.0
+"""A request stops waiting for its session this long before its deadline: the time a turn needs to be served."""
 
 
 class ChatService:
@@ -89,12 +95,24 @@ class ChatService:
         self._check_append_size(len(new) + 1, len(pin_contents))
         config = self._admit(caller, request)  # an unknown model is a 404 before any read
         self.spend.check_room(caller)  # planning may summarise (a model call): a full window stops it first
+        hold_until = request.deadline or self.clock() + DEFAULT_TURN_SECONDS
         try:
-            return call_with_retry(
-                lambda: self._turn(caller, config, session_id, request, system, new, pin_contents),
-                self.conflict_policy,
+            # One turn at a time per session: a request that lost the race waits here instead of paying for a
+            # model call whose turn could not be stored. The conditional append below stays as the safety net.
+            with single_flight(
+                self.store,
+                caller.tenant,
+                session_id,
+                wait_until=hold_until - MIN_TURN_SECONDS,
+                hold_until=hold_until,
+                clock=self.clock,
                 sleep=self.sleep,
-            )
+            ):
+                return call_with_retry(
+                    lambda: self._turn(caller, config, session_id, request, system, new, pin_contents),
+                    self.conflict_policy,
+                    sleep=self.sleep,
+                )
         except AppendConflict:
             raise SessionConflict(
                 f"Session {session_id} kept changing under concurrent requests; retry the request."

@@ -15,6 +15,8 @@ class AppendConflict(RetryableError):
 
 
 class SessionStore(Protocol):
+    """Sessions, their turns, and the lease that lets one turn at a time be served (see :class:`SessionLeases`)."""
+
     max_append_items: int
     """How many items (turns, pins and the session's metadata) one atomic :meth:`append` can write."""
 
@@ -52,6 +54,10 @@ class SessionStore(Protocol):
     def delete(self, tenant: str, session_id: str) -> bool:
         """Remove every item and object of the session. False if it did not exist."""
         ...
+
+    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> bool: ...
+
+    def release(self, tenant: str, session_id: str, holder: str) -> None: ...
 
 
 class SessionLeases(Protocol):

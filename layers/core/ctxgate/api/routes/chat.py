@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from ctxgate.api.idempotency import IDEMPOTENCY_HEADER, idempotent
 from ctxgate.api.identity import caller_of
+from ctxgate.api.limits import request_deadline
 from ctxgate.api.responses import json_response
 from ctxgate.auth.models import Caller
 from ctxgate.errors import InvalidRequest
@@ -29,6 +31,19 @@ THRESHOLD_HEADER = "X-Ctxgate-Cache-Threshold"
 
 @router.post("/v1/chat/completions")
 def chat_completions() -> Response:
+    """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn."""
+    event = router.current_event
+    return idempotent(
+        route="POST /v1/chat/completions",
+        tenant=caller_of(event.raw_event).tenant,
+        key=event.headers.get(IDEMPOTENCY_HEADER),
+        body=event.decoded_body or "",
+        context=router.lambda_context,
+        execute=complete_chat,
+    )
+
+
+def complete_chat() -> Response:
     from ctxgate.api.rate_limits import rate_limit_headers
     from ctxgate.api.wire.chat_completions import completion_body, completion_stream, parse_chat_request
     from ctxgate.bootstrap import chat_service
@@ -45,6 +60,7 @@ def chat_completions() -> Response:
         pins=wire.pinned(),
         budget_tokens=_int_header(budget, BUDGET_HEADER) if budget is not None else None,
         cache=cache_options(caller),
+        deadline=request_deadline(router.lambda_context),
     )
     session_id = event.headers.get(SESSION_HEADER)
     headers: dict[str, str] = {}

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from ctxgate.api.idempotency import IDEMPOTENCY_HEADER, idempotent
 from ctxgate.api.identity import caller_of, tenant_of
 from ctxgate.api.responses import json_response
 from ctxgate.errors import InvalidRequest
@@ -34,8 +35,22 @@ def create_run() -> Response:
         first = error.errors()[0]
         param = ".".join(str(p) for p in first["loc"]) or None
         raise InvalidRequest(f"Invalid run: {first['msg']}", param=param) from None
-    run = agent_service().create(caller_of(router.current_event.raw_event), request)
-    return json_response(202, {"id": run.id, "object": "run", "status": run.status})
+    event = router.current_event
+    caller = caller_of(event.raw_event)
+
+    def create() -> Response:
+        run = agent_service().create(caller, request)
+        return json_response(202, {"id": run.id, "object": "run", "status": run.status})
+
+    # With Idempotency-Key, a repeat gets the first 202 (the same run id) instead of a second run.
+    return idempotent(
+        route="POST /v1/runs",
+        tenant=caller.tenant,
+        key=event.headers.get(IDEMPOTENCY_HEADER),
+        body=event.decoded_body or "",
+        context=router.lambda_context,
+        execute=create,
+    )
 
 
 @router.get("/v1/runs/<run_id>")
