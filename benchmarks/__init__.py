@@ -34,4 +34,15 @@ def run(args: argparse.Namespace) -> int:
         return bound_main(
             entries=args.entries, bound=args.bound, response_bytes=args.response_bytes, json_output=args.json
         )
+    if args.bench == "contention":
+        from benchmarks.contention import main as contention_main
+
+        return contention_main(
+            writers=args.writers,
+            sessions=args.sessions,
+            turns=args.turns,
+            fault_rate=args.fault_rate,
+            seed=args.seed,
+            json_output=args.json,
+        )
     raise SystemExit(f"unknown benchmark {args.bench}")

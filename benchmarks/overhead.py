@@ -96,15 +96,18 @@ def mock_upstream() -> Iterator[str]:
 
 
 @contextmanager
-def local_gateway(upstream_url: str) -> Iterator[tuple[str, int]]:
-    """Yields (base URL, pid) of a ``ctxgate local`` process serving model ``mock`` from ``upstream_url``."""
-    with tempfile.TemporaryDirectory(prefix="ctxgate-overhead-") as directory:
+def local_gateway(
+    upstream_url: str, *, models: list[dict[str, Any]] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[tuple[str, int]]:
+    """Yields (base URL, pid) of a ``ctxgate local`` process serving model ``mock`` from ``upstream_url`` (or
+    ``models``, a models file's entries), with ``BENCH_KEY`` registered and ``args`` added to its command line."""
+    with tempfile.TemporaryDirectory(prefix="ctxgate-bench-") as directory:
         config = Path(directory) / "models.yaml"
         model = {"name": MODEL, "provider": "openai", "upstream_model": UPSTREAM_MODEL, "base_url": upstream_url}
-        config.write_text(yaml.safe_dump({"models": [model]}))
+        config.write_text(yaml.safe_dump({"models": models or [model]}))
         command = [
             *(sys.executable, "-m", "ctxgate.cli", "local", "--port", str(_free_port()), "--config", str(config)),
-            *("--api-key", f"{BENCH_KEY}:bench"),
+            *("--api-key", f"{BENCH_KEY}:bench", *args),
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # it runs its own moto
         process = subprocess.Popen(

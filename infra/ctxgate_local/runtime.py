@@ -82,11 +82,12 @@ def start(
 
     from moto.server import ThreadedMotoServer
 
-    from ctxgate_local import moto_patches
+    from ctxgate_local import moto_patches, powertools_patches
     from ctxgate_local.handlers import LocalFunctions
 
     functions = LocalFunctions()
     moto_patches.apply(functions)
+    powertools_patches.apply()  # concurrent requests on threads, each as its own Lambda process would see it
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
 
     moto_port = moto_port or free_port(host)

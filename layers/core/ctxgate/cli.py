@@ -133,6 +133,16 @@ def parser() -> argparse.ArgumentParser:
     )
     overhead.add_argument("--json", action="store_true")
     overhead.set_defaults(func=_bench)
+    contention = kinds.add_parser(
+        "contention", help="many writers on few sessions through ctxgate local, against a flaky upstream"
+    )
+    contention.add_argument("--writers", type=int, default=50, help="concurrent client threads")
+    contention.add_argument("--sessions", type=int, default=10, help="sessions the writers share")
+    contention.add_argument("--turns", type=int, default=4, help="requests each writer sends")
+    contention.add_argument("--fault-rate", type=float, default=0.3, help="share of upstream calls that misbehave")
+    contention.add_argument("--seed", type=int, default=7, help="the upstream's fault sequence")
+    contention.add_argument("--json", action="store_true")
+    contention.set_defaults(func=_bench)
     bound = kinds.add_parser("cache-bound", help="a bounded semantic scope: memory per entry and eviction cost")
     bound.add_argument("--entries", type=int, default=600, help="prompts stored into one scope")
     bound.add_argument("--bound", type=int, default=500, help="the scope's bound (CTXGATE_CACHE_MAX_ENTRIES_PER_SCOPE)")
