@@ -7,7 +7,7 @@ import time
 
 import pytest
 from ctxgate.api.identity import limits_to_context
-from ctxgate.auth.models import KeyLimits
+from ctxgate.auth.models import Caller, KeyLimits
 from ctxgate.bootstrap import build_cache, build_chat, chat_service, session_service
 from ctxgate.cache.keys import CacheControl
 from ctxgate.cache.models import CachedResponse, SemanticEntry
@@ -461,12 +461,13 @@ def test_a_fallback_models_answer_is_not_cached_as_the_primarys(aws):
     # GIVEN a deterministic request for `main` that its fallback `backup` served
     chat_svc = fallback_chat(aws)
     request = ChatRequest("main", [Message(role="user", content="Which plan fits a team of five?")], DETERMINISTIC)
-    first = chat_svc.stateless("acme", request)
+    first = chat_svc.stateless(Caller(tenant="acme"), request)
     assert first.served_by == "backup" and first.cache.status == "miss"
     # WHEN the same request and a paraphrase come again
-    again = chat_svc.stateless("acme", request)
+    again = chat_svc.stateless(Caller(tenant="acme"), request)
     paraphrase = chat_svc.stateless(
-        "acme", ChatRequest("main", [Message(role="user", content="Which plan suits a team of five?")], DETERMINISTIC)
+        Caller(tenant="acme"),
+        ChatRequest("main", [Message(role="user", content="Which plan suits a team of five?")], DETERMINISTIC),
     )
     # THEN neither is served the fallback's answer from the cache: nothing was stored under `main`
     assert again.cache.status == "miss" and paraphrase.cache.status == "miss"

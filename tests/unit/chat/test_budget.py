@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ctxgate.auth.models import Caller
 from ctxgate.chat.models import ChatRequest
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import GenerationParams, Message
@@ -18,6 +19,6 @@ def test_a_stateless_request_with_a_budget_out_of_range_is_refused(budget):
     request = ChatRequest("echo", [Message(role="user", content="Hello")], GenerationParams(), budget_tokens=budget)
     # WHEN it is served
     with pytest.raises(InvalidRequest) as caught:
-        chat_service(MemoryStore()).stateless("t", request)
+        chat_service(MemoryStore()).stateless(Caller(tenant="t"), request)
     # THEN it is the same 400 a session gets for that budget
     assert caught.value.code == "invalid_budget"
