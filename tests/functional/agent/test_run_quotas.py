@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from ctxgate.auth.models import KeyLimits
+from ctxgate.errors import RateLimited
 from ctxgate.quotas.models import Windows
 
 from tests.conftest import load_event
@@ -68,3 +69,21 @@ def test_every_model_call_of_a_run_counts_against_the_key_that_created_it(
 def test_a_run_on_a_model_outside_the_keys_list_is_a_403(api, lambda_context, aws):  # noqa: F811
     status, _, body = call(api, lambda_context, post("/v1/runs", RUN, models=("other-model",)))
     assert status == 403 and body["error"]["code"] == "model_not_allowed"
+
+
+def test_a_run_the_sweeper_fails_gives_back_its_slot(aws, monkeypatch):
+    # GIVEN a tenant allowed one live run, holding it with a run whose start never happened
+    monkeypatch.setenv("CTXGATE_MAX_CONCURRENT_RUNS", "1")
+    from ctxgate.agent.models import RunRequest
+    from ctxgate.auth.models import Caller
+    from ctxgate.bootstrap import agent_service, reset
+
+    reset()
+    request = RunRequest.model_validate({**RUN, "deadline_seconds": 60})
+    run = agent_service().create(Caller("acme"), request)
+    with pytest.raises(RateLimited):
+        agent_service().create(Caller("acme"), request)
+    # WHEN the sweeper fails it after its deadline
+    assert agent_service().sweep_stuck(run.deadline_at + 1) == 1
+    # THEN the tenant may start a run again
+    assert agent_service().create(Caller("acme"), request).status == "queued"
