@@ -43,8 +43,9 @@ def test_three_turn_session_sends_only_new_messages(gateway):
 
 
 def usage_total(gateway: LocalGateway, capsys: pytest.CaptureFixture[str]) -> dict:
-    """The default tenant's usage today, as ``ctxgate usage --json`` reads it from the local AWS endpoint."""
-    assert main(["usage", "--tenant", "default", "--json", "--endpoint-url", gateway.aws_endpoint]) == 0
+    """The development key's tenant's usage today, as ``ctxgate usage --json`` reads it from the local AWS
+    endpoint (the e2e client authenticates with the key ``ctxgate local`` printed, for tenant ``local``)."""
+    assert main(["usage", "--tenant", "local", "--json", "--endpoint-url", gateway.aws_endpoint]) == 0
     return json.loads(capsys.readouterr().out)["total"]
 
 

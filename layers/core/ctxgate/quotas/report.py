@@ -19,8 +19,8 @@ COUNTS = ("requests", "input_tokens", "cached_input_tokens", "output_tokens", "c
 def parse_period(start: str | None, end: str | None, *, today: dt.date) -> tuple[str, str]:
     """``(start, end)`` as ``YYYY-MM-DD``. ``end`` defaults to today (UTC) and ``start`` to the first day of
     ``end``'s month. Raises :class:`InvalidRequest` for a malformed date, a reversed or an over-long period."""
-    last = _date(end, "end") if end else today
-    first = _date(start, "start") if start else last.replace(day=1)
+    last = _date(end, "end") if end is not None else today  # present but empty is malformed, not absent
+    first = _date(start, "start") if start is not None else last.replace(day=1)
     if first > last:
         raise InvalidRequest("start must not be after end.", code="invalid_period", param="start")
     if (last - first).days >= MAX_PERIOD_DAYS:
@@ -29,7 +29,7 @@ def parse_period(start: str | None, end: str | None, *, today: dt.date) -> tuple
 
 
 def parse_group_by(value: str | None) -> GroupBy:
-    if not value:
+    if value is None:
         return "day"
     if value not in GROUPINGS:
         raise InvalidRequest(f"group_by is one of {', '.join(GROUPINGS)}.", param="group_by")
