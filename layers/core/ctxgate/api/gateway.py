@@ -18,7 +18,7 @@ from ctxgate.api.schema import completion_body, completion_stream, parse_chat_re
 from ctxgate.cache.keys import parse_cache_control
 from ctxgate.cache.service import ResponseCache
 from ctxgate.context.engine import ContextEngine
-from ctxgate.context.models import ContextConfig, Pin
+from ctxgate.context.models import Pin
 from ctxgate.context.summarize import Summarizer
 from ctxgate.errors import InvalidRequest, NotFound, PayloadTooLarge
 from ctxgate.providers.registry import ModelRouter, load_models
@@ -195,6 +195,7 @@ def build_engine(settings: Settings, router: ModelRouter | None = None) -> tuple
     from ctxgate.adapters.dynamodb_context import DynamoContextStore
     from ctxgate.adapters.s3_blobs import S3BlobStore
     from ctxgate.adapters.sqs_compaction import SqsCompactionQueue
+    from ctxgate.context.config import context_config, recall_embedder, recall_reranker
 
     policy = RetryPolicy(max_attempts=settings.retry_max_attempts, deadline=settings.retry_deadline_seconds)
     router = router or ModelRouter(load_models(settings.models_file), policy, timeout=settings.provider_timeout_seconds)
@@ -206,14 +207,12 @@ def build_engine(settings: Settings, router: ModelRouter | None = None) -> tuple
     )
     engine = ContextEngine(
         store,
-        ContextConfig(
-            recall_share=settings.recall_share,
-            recall_min_relevance=settings.recall_min_relevance,
-            recall_min_relevance_question=settings.recall_min_relevance_question,
-        ),
+        context_config(settings),
         summarizer=Summarizer(router, settings.summarizer_model or None),
         default_budget_tokens=settings.default_budget_tokens,
         queue=SqsCompactionQueue(settings.compaction_queue_url) if settings.compaction_queue_url else None,
+        embedder=recall_embedder(settings),
+        reranker=recall_reranker(settings),
     )
     return router, engine
 

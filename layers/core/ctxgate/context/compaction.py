@@ -90,11 +90,11 @@ class CompactionJob:
         chunk_tokens = sum(t.tokens for t in chunk)
         summary_cap = int(input_budget * self.config.summary_share)
         target_summary = max(32, min(chunk_tokens // 6, summary_cap // 3))
-        units = turn_units([t.message for t in chunk])
-        summary = self.summarizer.summarise(units, target_summary, session_model=meta.model)
+        turns = [(t.seq, unit) for t in chunk for unit in turn_units([t.message])]
+        summary, keys = self.summarizer.summarise_turns(turns, target_summary, session_model=meta.model)
         epoch = make_epoch(chunk[0].seq, cut, summary)
         key = shard_key(request.tenant, request.session_id, chunk[0].seq, cut)
-        self.engine.store.put_shard(key, build_shard((t.seq, t.message, t.tokens) for t in chunk))
+        self.engine.store.put_shard(key, build_shard(chunk, embedder=self.engine.embedder, keys=keys))
         epoch = epoch.model_copy(update={"shards": [key]})
         put, delete = self._consolidate(state.epochs, epoch, summary_cap, meta.model)
         self.engine.store.commit_compaction(
