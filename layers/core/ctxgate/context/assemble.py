@@ -187,15 +187,22 @@ def assemble_context(
 
 
 def pack_recalled(ranked: list[Scored], budget: int, gate: float, exclude: set[int]) -> list[RecallDoc]:
-    """The best-ranked turns at or above ``gate`` that fit in ``budget`` tokens (the rendered message, exactly)."""
+    """The best-ranked turns that fit in ``budget`` tokens (the rendered message, exactly), if the message is
+    relevant enough to recall at all: if its best-matching turn reaches ``gate``. Turns in ``exclude`` are skipped.
+
+    The gate is on the message, not on each turn: evidence for a question is often a turn that matches it weakly
+    next to one that matches it well, so once a message is worth recalling for, its room is filled in rank order.
+    """
     chosen: list[RecallDoc] = []
     days: set[str | None] = set()
     used = count_message(Message(role="system", content=RECALL_HEADER))
+    if max((s.relevance for s in ranked if s.doc.seq not in exclude), default=0.0) < gate:
+        return []
     for scored in ranked:
         if budget - used < MIN_RECALL_LINE_TOKENS:
             break
         doc = scored.doc
-        if scored.relevance < gate or doc.seq in exclude:
+        if doc.seq in exclude:
             continue
         day = day_line(doc)
         cost = count_text("\n" + recall_line(doc)) + (count_text("\n" + day) if day and day not in days else 0)
