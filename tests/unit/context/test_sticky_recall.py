@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from ctxgate.context.models import ContextConfig
@@ -59,7 +60,7 @@ def test_a_recalled_block_stays_in_the_prefix_until_the_next_compaction():
     # THEN each question's plan (with its fresh recall block) is a prefix of the next plan, while no compaction
     sequence = [*asked, follow]
     checked = 0
-    for before, after in zip(sequence, sequence[1:], strict=False):
+    for before, after in itertools.pairwise(sequence):
         if before.summarised != after.summarised:
             continue
         sent = [m.model_dump_json() for m in before.messages[:-1]]  # all but the new message: it is stored as a turn
@@ -79,7 +80,7 @@ def test_without_sticky_recall_a_block_is_dropped_by_the_next_message():
 
 
 def test_a_question_may_borrow_the_verbatim_window_but_never_the_budget():
-    send, plans = session(ContextConfig(recall_share=0.05, question_borrows_verbatim=True))
+    send, _plans = session(ContextConfig(recall_share=0.05, question_borrows_verbatim=True))
     plan = send(QUESTIONS[0])
     assert plan.budget.recall_budget > plan.budget.input_budget * 0.05
     assert count_messages(plan.messages) <= plan.budget.input_budget

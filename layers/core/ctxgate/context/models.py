@@ -65,10 +65,10 @@ class ContextConfig(BaseModel):
     summary_share: float = Field(default=0.08, ge=0.02, le=0.5)
     high_water: float = Field(default=0.9, gt=0, le=1)
     low_water: float = Field(default=0.3, gt=0, lt=1)
-    recall_min_relevance: float = Field(default=0.6, ge=0)
+    recall_min_relevance: float = Field(default=2.0, ge=0)
     """Relevance (see ``ranking.rank``: the larger of the normalised BM25 score and the cosine similarity) below
     which an evicted turn is not recalled for a statement: it keeps small talk from filling the context."""
-    recall_min_relevance_question: float = Field(default=0.15, ge=0)
+    recall_min_relevance_question: float = Field(default=0.9, ge=0)
     """The same gate for a message that asks something (``recall.is_question``): questions are when earlier turns
     are needed, so they may recall more loosely."""
     question_borrows_verbatim: bool = True
