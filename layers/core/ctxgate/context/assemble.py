@@ -249,7 +249,7 @@ def _with_sticky_recall(
     for i, turn in enumerate(recent):
         starts_run = turn.message.role in ASKING_ROLES and (i == 0 or recent[i - 1].message.role not in ASKING_ROLES)
         if starts_run:
-            run = [t for t in itertools.takewhile(lambda t: t.message.role in ASKING_ROLES, recent[i:])]
+            run = list(itertools.takewhile(lambda t: t.message.role in ASKING_ROLES, recent[i:]))
             query = " ".join(t.message.text() for t in run)
             asks = is_question(query)
             # The room that run's request had for recall (assemble_context's arithmetic, with the history then).
@@ -268,11 +268,13 @@ def _with_sticky_recall(
         before += turn.tokens
     # The room left now, after the turns stored since the blocks were chosen.
     room = input_left - sum(t.tokens for t in recent) - new_tokens
+    dropped: set[int] = set()
     while blocks and sticky > room:
         position, _, tokens = blocks.pop(0)
-        messages[position] = None  # type: ignore[call-overload]
+        dropped.add(position)
         sticky -= tokens
-    return [m for m in messages if m is not None], [(docs, tokens) for _, docs, tokens in blocks]
+    kept = [m for position, m in enumerate(messages) if position not in dropped]
+    return kept, [(docs, tokens) for _, docs, tokens in blocks]
 
 
 def _breakpoints(sections: list[Section], min_cacheable: int) -> list[Breakpoint]:

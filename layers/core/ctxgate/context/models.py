@@ -66,8 +66,8 @@ class ContextConfig(BaseModel):
     high_water: float = Field(default=0.9, gt=0, le=1)
     low_water: float = Field(default=0.3, gt=0, lt=1)
     recall_min_relevance: float = Field(default=2.0, ge=0)
-    """Relevance (see ``ranking.rank``: the larger of the normalised BM25 score and the cosine similarity) below
-    which an evicted turn is not recalled for a statement: it keeps small talk from filling the context."""
+    """The recall gate for a statement: it recalls only if its best-matching evicted turn reaches this relevance
+    (``ranking``: BM25 normalised by the message's total IDF). It keeps small talk from filling the context."""
     recall_min_relevance_question: float = Field(default=0.9, ge=0)
     """The same gate for a message that asks something (``recall.is_question``): questions are when earlier turns
     are needed, so they may recall more loosely."""

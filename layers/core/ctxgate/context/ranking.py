@@ -168,10 +168,9 @@ class Ranker:
         if not index.docs:
             return []
         smoothed, norm = index.lexical(set(terms(query)))
-        lexical_relevance = smoothed / norm if norm > 0 else np.zeros_like(smoothed)
+        relevance = smoothed / norm if norm > 0 else np.zeros_like(smoothed)
         top = float(smoothed.max())
         fused = smoothed / top if top > 0 else np.zeros_like(smoothed)
-        cosine = np.zeros_like(smoothed)
         if self.embedder is not None and index.vectors is not None and index.embedder == self.embedder.name:
             cosine = np.where(index.has_vector, index.vectors @ self.embedder.embed([query])[0], 0.0)
             dense = index.smooth(np.clip(cosine, 0.0, None))
@@ -179,7 +178,6 @@ class Ranker:
             if middle > 0:
                 fused = fused + DENSE_WEIGHT * dense / middle
         fused = fused * self._boosts(index, query, now)
-        relevance = lexical_relevance
         order = [i for i in np.argsort(-fused, kind="stable") if fused[i] > 0]
         ranked = [Scored(index.docs[i], float(fused[i]), float(relevance[i])) for i in order]
         return self._rerank(query, ranked) if self.reranker is not None else ranked
