@@ -19,7 +19,17 @@ def run(args: argparse.Namespace) -> int:
             os.environ["CTXGATE_RECALL_MIN_RELEVANCE"] = str(args.recall_min_relevance)
         if args.recall_min_relevance_question is not None:
             os.environ["CTXGATE_RECALL_MIN_RELEVANCE_QUESTION"] = str(args.recall_min_relevance_question)
-        return context_main(dataset=args.dataset, budget=args.budget, json_output=args.json, limit=args.limit)
+        if args.embeddings is not None:
+            os.environ["CTXGATE_RECALL_EMBEDDINGS"] = args.embeddings
+        if args.sticky_recall is not None:
+            os.environ["CTXGATE_STICKY_RECALL"] = str(args.sticky_recall).lower()
+        return context_main(
+            dataset=args.dataset,
+            budget=args.budget,
+            json_output=args.json,
+            limit=args.limit,
+            conversations=args.conversations,
+        )
     if args.bench == "cache":
         from benchmarks.cache import main as cache_main
 

@@ -7,6 +7,9 @@ the assistant's turn. Two pinned constraints are added through the pins API, bef
 Compaction goes through the real SQS queue and consumer handler (moto), drained after every request as Lambda
 would. After the replay, every question whose category is not 5 is assembled as the next user message and its
 evidence turns are looked for, verbatim, in the plan.
+
+Time is the conversation's own (issue 13): an injected clock reads each session's date, so every turn is stored
+with the time it was said and the questions are asked the day after the last session.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,9 @@ MODEL = "replay"
 CACHE_MIN_TOKENS, CACHE_STEP = 1024, 128  # OpenAI's prompt-caching rules
 CACHE_WRITE, CACHE_READ = 1.25, 0.10  # Anthropic's price multipliers
 PREVIOUS_REQUESTS = 4
+CATEGORIES = {1: "multi_hop", 2: "temporal", 3: "open_domain", 4: "single_hop"}  # LoCoMo's; 5 (adversarial) is skipped
+SECONDS_PER_TURN = 30
+TEN_YEARS = 10 * 365 * 86400  # session TTL: the replayed clock is years behind the wall clock moto's reads compare to
 
 
 @dataclass
@@ -52,6 +60,10 @@ class Totals:
     compactions: int = 0
     recalled_tokens: int = 0
     per_conversation: list[dict[str, Any]] = field(default_factory=list)
+    by_category: dict[str, list[int]] = field(default_factory=dict)
+    """category -> [questions, with all evidence present]"""
+    recall_ms: list[float] = field(default_factory=list)
+    """Time spent ranking evicted turns in each request that had any."""
 
 
 def _content(turn: dict[str, Any]) -> str:
@@ -59,6 +71,36 @@ def _content(turn: dict[str, Any]) -> str:
     if turn.get("blip_caption"):
         text += f" [shares a photo: {turn['blip_caption']}]"
     return text
+
+
+def session_time(text: str) -> float:
+    """LoCoMo's session date, e.g. "1:56 pm on 8 May, 2023", as epoch seconds (UTC)."""
+    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC).timestamp()
+
+
+def turn_times(conversation: dict[str, Any]) -> dict[str, float]:
+    """dia_id -> when it was said: its session's date, plus ``SECONDS_PER_TURN`` per earlier turn of the session.
+    A conversation without session dates starts on 1 January 2023 and advances a turn at a time."""
+    conv = conversation["conversation"]
+    times: dict[str, float] = {}
+    clock = datetime(2023, 1, 1, tzinfo=UTC).timestamp()
+    for key in sorted((k for k in conv if re.fullmatch(r"session_\d+", k)), key=lambda k: int(k.split("_")[1])):
+        if conv.get(f"{key}_date_time"):
+            clock = max(clock, session_time(conv[f"{key}_date_time"]))
+        for turn in conv[key]:
+            times[turn["dia_id"]] = clock
+            clock += SECONDS_PER_TURN
+    return times
+
+
+class ReplayClock:
+    """The injected clock: ``now`` is set by the replay, not read from the wall."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def requests_of(conversation: dict[str, Any]) -> list[Request]:
@@ -134,18 +176,37 @@ def token_sequence(messages: list[Any]) -> list[int]:
     return sequence
 
 
-def run(dataset: Path, budget: int, limit: int | None = None) -> dict[str, Any]:
+OVERRIDES = (
+    "CTXGATE_RECALL_MIN_RELEVANCE",
+    "CTXGATE_RECALL_MIN_RELEVANCE_QUESTION",
+    "CTXGATE_RECALL_EMBEDDINGS",
+    "CTXGATE_STICKY_RECALL",
+    "CTXGATE_RECALL_SHARE",
+)
+
+
+def select(conversations: list[Any], limit: int | None, chosen: str | None) -> list[Any]:
+    """``chosen`` is a list of indexes and ranges into the dataset, e.g. "0-2" or "3,4"; then ``limit`` applies."""
+    if chosen:
+        indexes: list[int] = []
+        for part in chosen.split(","):
+            first, _, last = part.strip().partition("-")
+            indexes += range(int(first), int(last or first) + 1)
+        conversations = [conversations[i] for i in indexes]
+    return conversations[:limit]
+
+
+def run(
+    dataset: Path, budget: int, limit: int | None = None, conversations_arg: str | None = None
+) -> tuple[dict[str, Any], Totals]:
     from benchmarks.local_aws import local_aws
 
     started = time.perf_counter()
-    conversations = json.loads(dataset.read_text())[:limit]
-    gates = {
-        k: os.environ[k]
-        for k in ("CTXGATE_RECALL_MIN_RELEVANCE", "CTXGATE_RECALL_MIN_RELEVANCE_QUESTION")
-        if k in os.environ
-    }
-    with local_aws(**gates) as stack:
+    conversations = select(json.loads(dataset.read_text()), limit, conversations_arg)
+    environment = {k: os.environ[k] for k in OVERRIDES if k in os.environ}
+    with local_aws(**environment, CTXGATE_SESSION_TTL_SECONDS=str(TEN_YEARS)) as stack:
         totals = _replay_all(conversations, budget, stack)
+    latency = sorted(totals.recall_ms) or [0.0]
     return {
         "conversations": len(conversations),
         "questions": totals.questions,
@@ -157,6 +218,13 @@ def run(dataset: Path, budget: int, limit: int | None = None) -> dict[str, Any]:
         "modeled_cost_ratio": round(totals.modeled_cost / max(1, totals.full_resend_tokens), 4),
         "pins_retained": round(totals.pins_present / max(1, totals.pin_checks), 4),
         "budget_violations": totals.budget_violations,
+        "evidence_recall_by_category": {
+            name: round(totals.by_category[name][1] / max(1, totals.by_category[name][0]), 4)
+            for name in CATEGORIES.values()
+            if name in totals.by_category
+        },
+        "recall_p50_ms": round(statistics.median(latency), 2),
+        "recall_p99_ms": round(latency[min(len(latency) - 1, int(len(latency) * 0.99))], 2),
         "seconds": round(time.perf_counter() - started, 1),
     }, totals
 
@@ -178,10 +246,43 @@ def _replay_all(conversations: list[dict[str, Any]], budget: int, stack: Any) ->
     context_engine().compactor.summarizer.router = router  # the consumer summarises with the replay's models too
     consumer = stack.functions["CompactContextFunction"]
     totals = Totals()
+    clock = ReplayClock()
+    # One clock for everything that reads time: the turns' timestamps and session expiry (the replay's dates are
+    # years in the past), in this process's service and in the compaction consumer's.
+    service.clock = service.engine.clock = service.store.clock = context_engine().store.clock = clock
+    ranking = _time_ranking(service.engine.ranker)
     sessions = build_sessions(service)
     for conversation in conversations:
-        _replay(conversation, budget, service, sessions, scripted, stack, consumer, session.client("sqs"), totals)
+        _replay(
+            conversation,
+            budget,
+            service,
+            sessions,
+            scripted,
+            stack,
+            consumer,
+            session.client("sqs"),
+            totals,
+            clock,
+            ranking,
+        )
     return totals
+
+
+def _time_ranking(ranker: Any) -> list[float]:
+    """Accumulate the seconds ``ranker.rank`` takes into the returned one-item list (the replay resets it)."""
+    spent = [0.0]
+    untimed = ranker.rank
+
+    def rank(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return untimed(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    ranker.rank = rank
+    return spent
 
 
 def _replay(
@@ -194,6 +295,8 @@ def _replay(
     consumer: Any,
     sqs: Any,
     totals: Totals,
+    clock: ReplayClock,
+    ranking: list[float],
 ) -> None:
     from ctxgate.auth.models import Caller
     from ctxgate.chat.models import ChatRequest
@@ -204,6 +307,7 @@ def _replay(
     session_id = conversation["sample_id"]
     user, assistant = conversation["conversation"]["speaker_a"], conversation["conversation"]["speaker_b"]
     requests = requests_of(conversation)
+    times = turn_times(conversation)
     seq_of: dict[str, int] = {}
     content_of: dict[str, str] = {}
     cache = PrefixCache()
@@ -211,6 +315,7 @@ def _replay(
     transcript_tokens = count_message(Message(role="system", content=SYSTEM_PROMPT)) + REPLY_PRIMING_TOKENS
     first = totals.requests
     for number, request in enumerate(requests):
+        clock.now = times[request.new[-1][1]]
         if number in (0, len(requests) // 2):
             pin = PINS[len(pins)]
             sessions.add_pin(TENANT, session_id, pin)
@@ -223,8 +328,11 @@ def _replay(
         if number == 0:
             new.insert(0, Message(role="system", content=SYSTEM_PROMPT))
         scripted.next_reply = request.reply[1] if request.reply else ""
+        ranking[0] = 0.0
         turn = ChatRequest(model=MODEL, messages=new, params=GenerationParams(), budget_tokens=budget)
         outcome = service.stateful(Caller(TENANT), session_id, turn)
+        if ranking[0]:
+            totals.recall_ms.append(ranking[0] * 1000)
         plan = outcome.plan
         messages = plan.messages
         total = count_messages(messages)
@@ -252,16 +360,22 @@ def _replay(
         while deliver_once(sqs, consumer, consumer.queues[0], stack):
             totals.compactions += 1
     asked = complete = 0
+    clock.now = max(times.values(), default=clock.now) + 86400  # the questions come the day after
     for qa in conversation["qa"]:
-        if qa["category"] == 5:
+        if qa["category"] not in CATEGORIES:
             continue
         plan = sessions.inspect(TENANT, session_id, str(qa["question"]), MODEL)
         present = set(plan.included) | set(plan.recalled)
         rendered = "\n".join(m.text() for m in plan.messages)
         evidence = [e.strip() for ref in qa["evidence"] for e in str(ref).split(";") if e.strip()]
         asked += 1
-        if evidence and all(e in seq_of and seq_of[e] in present and content_of[e] in rendered for e in evidence):
-            complete += 1
+        found = bool(evidence) and all(
+            e in seq_of and seq_of[e] in present and content_of[e] in rendered for e in evidence
+        )
+        complete += found
+        tally = totals.by_category.setdefault(CATEGORIES[qa["category"]], [0, 0])
+        tally[0] += 1
+        tally[1] += found
         if count_messages(plan.messages) + plan.budget.output_reserve > budget:
             totals.budget_violations += 1
     totals.questions += asked
@@ -271,8 +385,10 @@ def _replay(
     )
 
 
-def main(*, dataset: Path, budget: int, json_output: bool, limit: int | None = None) -> int:
-    result, totals = run(dataset, budget, limit)
+def main(
+    *, dataset: Path, budget: int, json_output: bool, limit: int | None = None, conversations: str | None = None
+) -> int:
+    result, totals = run(dataset, budget, limit, conversations)
     if json_output:
         print(json.dumps(result))
         return 0

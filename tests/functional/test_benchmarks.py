@@ -19,6 +19,9 @@ CONTEXT_KEYS = {
     "modeled_cost_ratio",
     "pins_retained",
     "budget_violations",
+    "evidence_recall_by_category",
+    "recall_p50_ms",
+    "recall_p99_ms",
     "seconds",
 }
 CACHE_KEYS = {
@@ -58,26 +61,33 @@ def bench(*args: str) -> dict:
     return json.loads(lines[0])
 
 
-def test_context_benchmark_json(tmp_path):
-    # A tiny LoCoMo-format conversation (the real dataset is not part of the repository).
+def tiny_conversation(sample_id: str, length: int = 220) -> dict:
+    """A tiny LoCoMo-format conversation (the real dataset is not part of the repository), with session dates."""
     turns = [
         {
             "speaker": "Ana" if i % 2 == 0 else "Ben",
             "dia_id": f"D1:{i + 1}",
             "text": f"Turn {i}: we talked about the {['lake', 'market', 'museum', 'train'][i % 4]} trip number {i}.",
         }
-        for i in range(220)
+        for i in range(length)
     ]
-    data = [
-        {
-            "sample_id": "tiny",
-            "conversation": {"speaker_a": "Ana", "speaker_b": "Ben", "session_1": turns},
-            "qa": [
-                {"question": "When did we talk about museum trip number 2?", "evidence": ["D1:3"], "category": 1},
-                {"question": "unanswerable", "evidence": [], "category": 5},
-            ],
-        }
-    ]
+    return {
+        "sample_id": sample_id,
+        "conversation": {
+            "speaker_a": "Ana",
+            "speaker_b": "Ben",
+            "session_1_date_time": "1:56 pm on 8 May, 2023",
+            "session_1": turns,
+        },
+        "qa": [
+            {"question": "When did we talk about museum trip number 2?", "evidence": ["D1:3"], "category": 1},
+            {"question": "unanswerable", "evidence": [], "category": 5},
+        ],
+    }
+
+
+def test_context_benchmark_json(tmp_path):
+    data = [tiny_conversation("tiny")]
     dataset = tmp_path / "tiny.json"
     dataset.write_text(json.dumps(data))
     result = bench("context", "--dataset", str(dataset), "--budget", "2048")
@@ -85,6 +95,16 @@ def test_context_benchmark_json(tmp_path):
     assert result["conversations"] == 1 and result["questions"] == 1
     assert result["budget_violations"] == 0 and result["pins_retained"] == 1.0
     assert 0 < result["cumulative_input_ratio"] < 1
+    assert set(result["evidence_recall_by_category"]) == {"multi_hop"}
+    assert 0 < result["recall_p50_ms"] <= result["recall_p99_ms"]
+
+
+def test_context_benchmark_replays_only_the_chosen_conversations(tmp_path):
+    data = [tiny_conversation(f"c{i}", length=40) for i in range(3)]
+    dataset = tmp_path / "three.json"
+    dataset.write_text(json.dumps(data))
+    result = bench("context", "--dataset", str(dataset), "--budget", "2048", "--conversations", "1-2")
+    assert result["conversations"] == 2 and result["questions"] == 2
 
 
 def test_cache_benchmark_json(tmp_path):

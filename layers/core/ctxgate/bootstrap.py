@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ctxgate.chat.service import ChatService
     from ctxgate.chat.sessions import SessionService
     from ctxgate.context.engine import ContextEngine
+    from ctxgate.context.ranking import Reranker
     from ctxgate.providers.registry import ModelRouter
     from ctxgate.quotas.service import SpendControl
 
@@ -38,21 +39,28 @@ def build_router(settings: Settings) -> ModelRouter:
 
 def build_engine(settings: Settings, router: ModelRouter) -> ContextEngine:
     """The context engine over the sessions table, the bucket and the compaction queue."""
+    from ctxgate.context.config import context_config, recall_embedder
     from ctxgate.context.engine import ContextEngine
-    from ctxgate.context.models import ContextConfig
     from ctxgate.context.summarize import Summarizer
 
     return ContextEngine(
         build_context_store(settings),
-        ContextConfig(
-            recall_share=settings.recall_share,
-            recall_min_relevance=settings.recall_min_relevance,
-            recall_min_relevance_question=settings.recall_min_relevance_question,
-        ),
+        context_config(settings),
         summarizer=Summarizer(router, settings.summarizer_model or None),
         default_budget_tokens=settings.default_budget_tokens,
         queue=build_compaction_queue(settings),
+        embedder=recall_embedder(settings),
+        reranker=recall_reranker(settings),
     )
+
+
+def recall_reranker(settings: Settings) -> Reranker | None:
+    """The optional Bedrock re-rank stage of recall (``CTXGATE_RERANK_MODEL``; off when empty)."""
+    if not settings.rerank_model:
+        return None
+    from ctxgate.adapters.bedrock_rerank import BedrockReranker
+
+    return BedrockReranker(settings.rerank_model)
 
 
 def build_context_store(settings: Settings) -> DynamoContextStore:

@@ -110,6 +110,21 @@ def parser() -> argparse.ArgumentParser:
     context.add_argument("--budget", type=int, default=8192, help="the sessions' token budget")
     context.add_argument("--limit", type=int, default=None, help="replay only the first N conversations")
     context.add_argument(
+        "--conversations",
+        default=None,
+        metavar="INDEXES",
+        help='replay only these conversations of the dataset, e.g. "0-2" (tuning) or "3,4" (held out)',
+    )
+    context.add_argument(
+        "--embeddings", choices=["local", "bedrock", "none"], default=None, help="override CTXGATE_RECALL_EMBEDDINGS"
+    )
+    context.add_argument(
+        "--sticky-recall",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="override CTXGATE_STICKY_RECALL (recalled turns stay in the cached prefix until the next compaction)",
+    )
+    context.add_argument(
         "--recall-min-relevance", type=float, default=None, help="override CTXGATE_RECALL_MIN_RELEVANCE (statements)"
     )
     context.add_argument(

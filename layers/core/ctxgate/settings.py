@@ -29,6 +29,11 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    return raw in ("1", "true", "yes", "on") if raw else default
+
+
 @dataclass(frozen=True)
 class Settings:
     table_name: str
@@ -48,6 +53,9 @@ class Settings:
     recall_share: float
     recall_min_relevance: float
     recall_min_relevance_question: float
+    recall_embeddings: str
+    sticky_recall: bool
+    rerank_model: str
     cache_table_name: str
     semantic_threshold: float
     cache_ttl_seconds: int
@@ -99,8 +107,11 @@ class Settings:
             compaction_queue_url=os.environ.get("CTXGATE_COMPACTION_QUEUE_URL", "").strip(),
             summarizer_model=os.environ.get("CTXGATE_SUMMARIZER_MODEL", "").strip(),
             recall_share=_float("CTXGATE_RECALL_SHARE", 0.35),
-            recall_min_relevance=_float("CTXGATE_RECALL_MIN_RELEVANCE", 0.6),
-            recall_min_relevance_question=_float("CTXGATE_RECALL_MIN_RELEVANCE_QUESTION", 0.15),
+            recall_min_relevance=_float("CTXGATE_RECALL_MIN_RELEVANCE", 2.0),
+            recall_min_relevance_question=_float("CTXGATE_RECALL_MIN_RELEVANCE_QUESTION", 0.9),
+            recall_embeddings=os.environ.get("CTXGATE_RECALL_EMBEDDINGS", "local").strip() or "local",
+            sticky_recall=_bool("CTXGATE_STICKY_RECALL", False),
+            rerank_model=os.environ.get("CTXGATE_RERANK_MODEL", "").strip(),
             cache_table_name=os.environ.get("CTXGATE_CACHE_TABLE_NAME", "ctxgate-cache"),
             semantic_threshold=_float("CTXGATE_SEMANTIC_THRESHOLD", 0.75),
             cache_ttl_seconds=_int("CTXGATE_CACHE_TTL_SECONDS", 86400),

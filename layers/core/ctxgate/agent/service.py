@@ -7,7 +7,6 @@ runs table and the session the run extends.
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -42,8 +41,6 @@ from ctxgate.errors import InvalidRequest, NotFound
 from ctxgate.messages import GenerationParams, Message, Usage
 from ctxgate.quotas.runs import ConcurrentRuns
 from ctxgate.sessions.models import validate_session_id
-
-logger = logging.getLogger(__name__)
 
 
 class AgentService:
@@ -355,7 +352,6 @@ class AgentService:
         run = self.get(tenant, run_id)
         if run.status in TERMINAL:
             return
-        logger.warning("run failed", extra={"run_id": run_id, "failure": error})  # the full cause stays here
         kind, message = public_failure(error)
         run = run.model_copy(update={"error": kind, "cause": message})
         self._finish(run, "failed", expected={"queued", "running"})

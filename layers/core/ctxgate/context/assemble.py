@@ -2,14 +2,17 @@
 
 Layout, in order; sections 1-4 form the stable prefix, byte-identical from turn to turn until a compaction:
 
-1. system prompt, 2. pinned constraints, 3. summary epochs (append-only), 4. verbatim recent turns,
-5. recalled evicted turns relevant to the new message, 6. the new message(s).
+1. system prompt, 2. pinned constraints, 3. summary epochs (append-only), 4. verbatim recent turns (with sticky
+recall: each earlier message's recalled turns right before it), 5. recalled evicted turns relevant to the new
+message, 6. the new message(s).
 
 No timestamps or per-request data appear in sections 1-4, so the serialisation is deterministic.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,7 +27,8 @@ from ctxgate.context.models import (
     RecallShard,
     Section,
 )
-from ctxgate.context.recall import RECALL_HEADER, is_question, recall_line, render_recalled, score
+from ctxgate.context.ranking import Ranker, Scored
+from ctxgate.context.recall import RECALL_HEADER, day_line, is_question, recall_line, render_recalled
 from ctxgate.context.summarize import epoch_message
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
@@ -32,6 +36,8 @@ from ctxgate.sessions.models import Turn
 from ctxgate.tokens import REPLY_PRIMING_TOKENS, count_message, count_text
 
 MAX_BREAKPOINTS = 4
+MIN_RECALL_LINE_TOKENS = 8
+ASKING_ROLES = ("user", "tool")
 
 
 class ContextBudgetExceeded(InvalidRequest):
@@ -86,10 +92,15 @@ def assemble_context(
     new: list[Message],
     config: ContextConfig,
     *,
+    ranker: Ranker | None = None,
+    now: float | None = None,
     max_output_tokens: int | None = None,
     min_cacheable_tokens: int = 1024,
 ) -> ContextPlan:
-    """Plan the provider input for ``new`` under the session's budget.
+    """Plan the provider input for ``new``, sent at ``now`` (epoch seconds), under the session's budget.
+
+    Evicted turns are recalled with ``ranker`` (lexical only when None) for the trailing run of user/tool messages
+    of ``new``; a question may use the verbatim window's unused room too (``question_borrows_verbatim``).
 
     Raises :class:`ContextBudgetExceeded` (4xx) when the system prompt, pins and new message alone cannot fit,
     and :class:`NeedsCompaction` when the verbatim history must be evicted first. Never returns a plan over
@@ -122,17 +133,38 @@ def assemble_context(
     recent_tokens = sum(t.tokens for t in state.recent)
     if fixed + recent_tokens + new_tokens > input_budget:
         raise NeedsCompaction(f"{fixed + recent_tokens + new_tokens} tokens over an input budget of {input_budget}")
-    add("recent", [t.message for t in state.recent])
-
     recall_cap, high, low = watermarks(state, config, input_budget)
-    recall_budget = min(recall_cap, input_budget - fixed - recent_tokens - new_tokens)
-    recalled = _recall(state, new, recall_budget, config) if state.evicted_through and recall_budget > 0 else []
+    room = input_budget - fixed - recent_tokens - new_tokens
+    shards: list[RecallShard] | None = None
+
+    def rank(query: str, at: float) -> list[Scored]:
+        nonlocal shards
+        shards = state.load_shards() if shards is None else shards
+        return (ranker or Ranker()).rank(shards, query, at)
+
+    recent, sticky = [t.message for t in state.recent], []
+    if config.sticky_recall and state.evicted_through:
+        recent, sticky = _with_sticky_recall(state.recent, rank, config, recall_cap, input_budget - fixed, new_tokens)
+    sticky_tokens = sum(tokens for _, tokens in sticky)
+    add("recent", recent)
+    query = " ".join(m.text() for m in _last_run(new))
+    asks = is_question(query)
+    fresh_room = room - sticky_tokens
+    recall_budget = (
+        fresh_room if asks and config.question_borrows_verbatim else min(recall_cap - sticky_tokens, fresh_room)
+    )
+    recalled: list[RecallDoc] = []
+    if state.evicted_through and recall_budget > 0 and query.strip():
+        gate = config.recall_min_relevance_question if asks else config.recall_min_relevance
+        exclude = {d.seq for docs, _ in sticky for d in docs}
+        recalled = pack_recalled(rank(query, time.time() if now is None else now), recall_budget, gate, exclude)
     add("recalled", [Message(role="system", content=render_recalled(recalled))] if recalled else [])
     add("new", list(new))
 
     used = sum(s.tokens for s in sections) + REPLY_PRIMING_TOKENS
     if used > input_budget:  # an invariant, not a client error: every section above was sized to fit
         raise RuntimeError(f"context assembly overran its budget: {used} > {input_budget}")
+    recalled = [*recalled, *(d for docs, _ in sticky for d in docs)]
     recalled_seqs = sorted(d.seq for d in recalled)
     summarised = [(e.first_seq, e.last_seq) for e in epochs]
     return ContextPlan(
@@ -154,23 +186,95 @@ def assemble_context(
     )
 
 
-def _recall(state: ContextState, new: list[Message], budget: int, config: ContextConfig) -> list[RecallDoc]:
-    """The most relevant evicted turns that fit in ``budget`` tokens (the rendered message, exactly)."""
-    query = " ".join(m.text() for m in new if m.role in ("user", "tool"))
+def pack_recalled(ranked: list[Scored], budget: int, gate: float, exclude: set[int]) -> list[RecallDoc]:
+    """The best-ranked turns that fit in ``budget`` tokens (the rendered message, exactly), if the message is
+    relevant enough to recall at all: if its best-matching turn reaches ``gate``. Turns in ``exclude`` are skipped.
+
+    The gate is on the message, not on each turn: evidence for a question is often a turn that matches it weakly
+    next to one that matches it well, so once a message is worth recalling for, its room is filled in rank order.
+    """
     chosen: list[RecallDoc] = []
+    days: set[str | None] = set()
     used = count_message(Message(role="system", content=RECALL_HEADER))
-    gate = config.recall_min_relevance_question if is_question(query) else config.recall_min_relevance
-    for relevance, doc in score(state.load_shards(), query):
-        if relevance < gate:
+    if max((s.relevance for s in ranked if s.doc.seq not in exclude), default=0.0) < gate:
+        return []
+    for scored in ranked:
+        if budget - used < MIN_RECALL_LINE_TOKENS:
             break
-        cost = count_text("\n" + recall_line(doc))
+        doc = scored.doc
+        if doc.seq in exclude:
+            continue
+        day = day_line(doc)
+        cost = count_text("\n" + recall_line(doc)) + (count_text("\n" + day) if day and day not in days else 0)
         if used + cost <= budget:
             chosen.append(doc)
+            days.add(day)
             used += cost
     # Token counts are not exactly additive across a join; drop the least relevant until the message fits.
     while chosen and count_message(Message(role="system", content=render_recalled(chosen))) > budget:
         chosen.pop()
     return chosen
+
+
+def _last_run(messages: list[Message]) -> list[Message]:
+    """The trailing run of user/tool messages: what a request asks (earlier ones in it are context)."""
+    run: list[Message] = []
+    for message in reversed(messages):
+        if message.role not in ASKING_ROLES:
+            break
+        run.insert(0, message)
+    return run
+
+
+def _with_sticky_recall(
+    recent: list[Turn],
+    rank: Callable[[str, float], list[Scored]],
+    config: ContextConfig,
+    cap: int,
+    input_left: int,
+    new_tokens: int,
+) -> tuple[list[Message], list[tuple[list[RecallDoc], int]]]:
+    """The verbatim turns with, before each run of user/tool turns, the turns recalled for it when it was sent.
+
+    Each block is recomputed from what was stored (the run's text and time, the tokens before it, the same shards),
+    so it is byte-identical to the block that request sent while the shards stay the same, i.e. until the next
+    compaction. Blocks that no longer fit beside the turns stored since are dropped, oldest first.
+    Returns the messages and each block's (docs, tokens).
+    """
+    messages: list[Message] = []
+    blocks: list[tuple[int, list[RecallDoc], int]] = []  # (position in messages, docs, tokens)
+    before = 0  # tokens of the verbatim turns before the current one
+    seen: set[int] = set()
+    sticky = 0
+    for i, turn in enumerate(recent):
+        starts_run = turn.message.role in ASKING_ROLES and (i == 0 or recent[i - 1].message.role not in ASKING_ROLES)
+        if starts_run:
+            run = list(itertools.takewhile(lambda t: t.message.role in ASKING_ROLES, recent[i:]))
+            query = " ".join(t.message.text() for t in run)
+            asks = is_question(query)
+            # The room that run's request had for recall (assemble_context's arithmetic, with the history then).
+            room_then = input_left - before - sum(t.tokens for t in run) - REPLY_PRIMING_TOKENS - sticky
+            budget = room_then if asks and config.question_borrows_verbatim else min(cap - sticky, room_then)
+            gate = config.recall_min_relevance_question if asks else config.recall_min_relevance
+            docs = pack_recalled(rank(query, turn.created_at), budget, gate, seen) if budget > 0 and query else []
+            if docs:
+                block = Message(role="system", content=render_recalled(docs))
+                tokens = count_message(block)
+                blocks.append((len(messages), docs, tokens))
+                messages.append(block)
+                seen.update(d.seq for d in docs)
+                sticky += tokens
+        messages.append(turn.message)
+        before += turn.tokens
+    # The room left now, after the turns stored since the blocks were chosen.
+    room = input_left - sum(t.tokens for t in recent) - new_tokens
+    dropped: set[int] = set()
+    while blocks and sticky > room:
+        position, _, tokens = blocks.pop(0)
+        dropped.add(position)
+        sticky -= tokens
+    kept = [m for position, m in enumerate(messages) if position not in dropped]
+    return kept, [(docs, tokens) for _, docs, tokens in blocks]
 
 
 def _breakpoints(sections: list[Section], min_cacheable: int) -> list[Breakpoint]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ctxgate.context.assemble import plan_eviction, watermarks
 from ctxgate.context.loading import load_context
@@ -19,6 +19,9 @@ from ctxgate.context.ports import ContextStore
 from ctxgate.context.recall import build_shard
 from ctxgate.context.summarize import Summarizer, make_epoch, summary_units, turn_units
 from ctxgate.retry import RetryPolicy, call_with_retry
+
+if TYPE_CHECKING:
+    from ctxgate.embeddings import Embedder
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +35,20 @@ class CompactionResult:
 
 class CompactionJob:
     def __init__(
-        self, store: ContextStore, summarizer: Summarizer, config: ContextConfig, default_budget_tokens: int
+        self,
+        store: ContextStore,
+        summarizer: Summarizer,
+        config: ContextConfig,
+        default_budget_tokens: int,
+        *,
+        embedder: Embedder | None = None,
     ) -> None:
+        """``embedder`` embeds the evicted turns into their recall shard (lexical recall only when None)."""
         self.store = store
         self.summarizer = summarizer
         self.config = config
         self.default_budget_tokens = default_budget_tokens
+        self.embedder = embedder
 
     def run(
         self,
@@ -74,10 +85,10 @@ class CompactionJob:
         chunk_tokens = sum(t.tokens for t in chunk)
         summary_cap = int(input_budget * self.config.summary_share)
         target_summary = max(32, min(chunk_tokens // 6, summary_cap // 3))
-        units = turn_units([t.message for t in chunk])
-        summary = self.summarizer.summarise(units, target_summary, session_model=meta.model)
+        turns = [(t.seq, unit) for t in chunk for unit in turn_units([t.message])]
+        summary, keys = self.summarizer.summarise_turns(turns, target_summary, session_model=meta.model)
         epoch = make_epoch(chunk[0].seq, cut, summary)
-        key = self.store.put_shard(meta, build_shard((t.seq, t.message, t.tokens) for t in chunk))
+        key = self.store.put_shard(meta, build_shard(chunk, embedder=self.embedder, keys=keys))
         epoch = epoch.model_copy(update={"shards": [key]})
         put, delete = self._consolidate(state.epochs, epoch, summary_cap, meta.model)
         self.store.commit_compaction(

@@ -5,8 +5,11 @@ asynchronous compaction once the verbatim history crosses its high-water mark.""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from ctxgate.context.assemble import (
     ContextBudgetExceeded,
@@ -21,11 +24,15 @@ from ctxgate.context.compaction import CompactionJob
 from ctxgate.context.loading import LoadedContext, load_context
 from ctxgate.context.models import CompactionRequest, ContextConfig, ContextPlan, Pin
 from ctxgate.context.ports import CompactionQueue, ContextStore
+from ctxgate.context.ranking import Ranker, Reranker
 from ctxgate.context.summarize import Summarizer
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
 from ctxgate.sessions.models import SessionMeta
 from ctxgate.tokens import count_message, count_text
+
+if TYPE_CHECKING:
+    from ctxgate.embeddings import Embedder
 
 logger = logging.getLogger(__name__)
 MIN_BUDGET_TOKENS = 256
@@ -65,12 +72,21 @@ class ContextEngine:
         summarizer: Summarizer,
         default_budget_tokens: int,
         queue: CompactionQueue | None = None,
+        embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``embedder`` embeds evicted turns at compaction and messages at recall (lexical recall only when None);
+        ``reranker`` reorders the best candidates; ``clock`` is the time of a new message (named periods such as
+        "last month" are resolved against it)."""
         self.store = store
         self.config = config
         self.default_budget_tokens = default_budget_tokens
         self.queue = queue
-        self.compactor = CompactionJob(store, summarizer, config, default_budget_tokens)
+        self.embedder = embedder
+        self.ranker = Ranker(embedder, reranker, config.rerank_candidates)
+        self.clock = clock
+        self.compactor = CompactionJob(store, summarizer, config, default_budget_tokens, embedder=embedder)
 
     def load(self, tenant: str, session_id: str) -> LoadedContext | None:
         """The session's stored context (see :func:`load_context`), or None if it does not exist."""
@@ -108,6 +124,8 @@ class ContextEngine:
                     state,
                     new,
                     self.config,
+                    ranker=self.ranker,
+                    now=self.clock(),
                     max_output_tokens=max_output_tokens,
                     min_cacheable_tokens=min_cacheable_tokens,
                 )

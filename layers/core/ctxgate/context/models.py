@@ -33,6 +33,13 @@ class RecallDoc(BaseModel):
     text: str
     tokens: int
     terms: dict[str, int]
+    """Stemmed content words of the turn itself (neighbour and time terms are added when a session is indexed)."""
+    created_at: float = 0.0
+    """When the turn was stored (epoch seconds); 0 for shards written before turns carried their time."""
+    keys: list[str] = Field(default_factory=list)
+    """Search keys a summariser model wrote for the turn (entities, topics, dates); indexed with its words."""
+    embedding: str | None = None
+    """The turn's sentence embedding ("name: text"), L2-normalised, as base64 of little-endian float16."""
 
 
 class RecallShard(BaseModel):
@@ -41,6 +48,8 @@ class RecallShard(BaseModel):
     first_seq: int
     last_seq: int
     docs: list[RecallDoc]
+    embedder: str | None = None
+    """Name of the model that wrote the docs' embeddings; vectors of another model are never compared."""
 
 
 class ContextConfig(BaseModel):
@@ -50,12 +59,20 @@ class ContextConfig(BaseModel):
     summary_share: float = Field(default=0.08, ge=0.02, le=0.5)
     high_water: float = Field(default=0.9, gt=0, le=1)
     low_water: float = Field(default=0.3, gt=0, lt=1)
-    recall_min_relevance: float = Field(default=0.6, ge=0)
-    """Normalised relevance (see ``recall.score``) below which an evicted turn is not recalled for a statement: it
-    keeps small talk from filling the recall section with uncached tokens."""
-    recall_min_relevance_question: float = Field(default=0.15, ge=0)
+    recall_min_relevance: float = Field(default=2.0, ge=0)
+    """The recall gate for a statement: it recalls only if its best-matching evicted turn reaches this relevance
+    (``ranking``: BM25 normalised by the message's total IDF). It keeps small talk from filling the context."""
+    recall_min_relevance_question: float = Field(default=0.9, ge=0)
     """The same gate for a message that asks something (``recall.is_question``): questions are when earlier turns
     are needed, so they may recall more loosely."""
+    question_borrows_verbatim: bool = True
+    """A question may use the verbatim window's unused room for recall, beyond ``recall_share``."""
+    sticky_recall: bool = False
+    """Keep each message's recalled turns in the transcript, right before that message, until the next compaction,
+    so they become part of the cached prefix instead of a block rebuilt every turn."""
+    rerank_model: str | None = None
+    """A Bedrock re-ranking model (e.g. ``cohere.rerank-v3-5:0``) that reorders the best candidates; off if None."""
+    rerank_candidates: int = Field(default=50, ge=1, le=1000)
 
 
 class Budget(BaseModel):

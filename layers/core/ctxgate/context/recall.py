@@ -1,22 +1,29 @@
-"""Lexical recall of evicted turns: BM25 over a light-stemmed bag of words.
+"""Recall of evicted turns: what a shard stores for each turn, and how recalled turns are rendered.
 
-Each compaction writes an immutable :class:`RecallShard` for the turns it evicted; at assembly time the shards
-of a session are scored together (document frequencies across all of them) against the new message.
+Each compaction writes an immutable :class:`RecallShard` for the turns it evicted: each turn's text, its
+Snowball-stemmed content words, its time, any search keys a summariser model wrote, and its sentence embedding.
+``ranking`` scores the shards of a session together against a new message.
 """
 
 from __future__ import annotations
 
-import math
+import base64
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from ctxgate.context.models import RecallDoc, RecallShard
 from ctxgate.messages import Message
 
-K1 = 1.2
-B = 0.75
-NEIGHBOUR_WEIGHT = 0.5
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ctxgate.embeddings import Embedder
+    from ctxgate.sessions.models import Turn
+
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 STOPWORDS = frozenset(
     """
@@ -32,32 +39,17 @@ STOPWORDS = frozenset(
 )
 
 
-def stem(word: str) -> str:
-    """A deliberately small suffix stripper: enough to meet 'painted'/'painting'/'paints' at 'paint'."""
-    word = word.split("'")[0]
-    for suffix, min_stem in (
-        ("ingly", 4),
-        ("edly", 4),
-        ("ing", 3),
-        ("ies", 3),
-        ("ied", 3),
-        ("ed", 3),
-        ("es", 4),
-        ("ly", 4),
-        ("s", 3),
-    ):
-        if word.endswith(suffix) and len(word) - len(suffix) >= min_stem:
-            base = word[: -len(suffix)]
-            if suffix in ("ies", "ied"):
-                return base + "y"
-            if suffix in ("ing", "ed") and len(base) > 3 and base[-1] == base[-2]:
-                return base[:-1]  # running -> run, stopped -> stop
-            return base
-    return word
+@cache
+def _stemmer() -> Any:  # PyStemmer ships no type hints
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
 
 
 def terms(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
+    """Content words of ``text``, lower-cased, without stopwords, Snowball-stemmed ('painting' -> 'paint')."""
+    words = [w.split("'")[0] for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1]
+    return _stemmer().stemWords(words)
 
 
 _ASKING = frozenset(
@@ -72,66 +64,74 @@ def is_question(text: str) -> bool:
     return "?" in text or (bool(words) and words[0].strip(",.!") in _ASKING)
 
 
-def recall_doc(seq: int, message: Message, tokens: int) -> RecallDoc:
+def turn_text(message: Message) -> str:
     text = message.text()
     for call in message.tool_calls or ():
         text += f"\n[tool call {call.function.name}({call.function.arguments})]"
-    indexed = f"{message.name or ''} {text}"
-    return RecallDoc(
-        seq=seq, role=message.role, name=message.name, text=text, tokens=tokens, terms=dict(Counter(terms(indexed)))
-    )
+    return text
 
 
-def build_shard(turns: Iterable[tuple[int, Message, int]]) -> RecallShard:
-    docs = [recall_doc(seq, message, tokens) for seq, message, tokens in turns]
-    return RecallShard(first_seq=docs[0].seq, last_seq=docs[-1].seq, docs=docs)
+def encode_vector(vector: np.ndarray) -> str:
+    return base64.b64encode(vector.astype("<f2").tobytes()).decode()
 
 
-def score(shards: list[RecallShard], query: str) -> list[tuple[float, RecallDoc]]:
-    """Relevance of every indexed turn to ``query``, best first; turns scoring 0 are left out.
+def decode_vectors(encoded: Sequence[str]) -> np.ndarray:
+    import numpy as np
 
-    A turn's BM25 score is smoothed with its neighbours' (an answer often sits beside the turn that names the
-    topic), then normalised by the query's total IDF so that one threshold means the same for any query: about 1.0
-    for a turn that holds every query term once, near 0 for one that shares a single common word.
-    """
-    docs = [doc for shard in shards for doc in shard.docs]
-    query_terms = set(terms(query))
-    if not docs or not query_terms:
-        return []
-    lengths = [sum(doc.terms.values()) for doc in docs]
-    average = sum(lengths) / len(docs) or 1.0
-    frequency = Counter(t for doc in docs for t in query_terms if t in doc.terms)
-    idf = {t: math.log(1 + (len(docs) - n + 0.5) / (n + 0.5)) for t, n in frequency.items()}
-    norm = sum(idf.values())
-    if norm == 0:
-        return []
-    raw: dict[int, float] = {}
-    for doc, length in zip(docs, lengths, strict=True):
-        total = 0.0
-        for term, weight in idf.items():
-            tf = doc.terms.get(term, 0)
-            if tf:
-                total += weight * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / average))
-        if total > 0:
-            raw[doc.seq] = total
-    ranked = []
-    for doc in docs:
-        neighbours = (raw.get(doc.seq - 1, 0.0) + raw.get(doc.seq + 1, 0.0)) / 2
-        smoothed = raw.get(doc.seq, 0.0) + NEIGHBOUR_WEIGHT * neighbours
-        if smoothed > 0:
-            ranked.append((smoothed / norm, doc))
-    ranked.sort(key=lambda pair: (-pair[0], pair[1].seq))
-    return ranked
+    raw = b"".join(base64.b64decode(e) for e in encoded)
+    return np.frombuffer(raw, dtype="<f2").astype(np.float32).reshape(len(encoded), -1)
+
+
+def build_shard(
+    turns: Sequence[Turn], *, embedder: Embedder | None = None, keys: dict[int, list[str]] | None = None
+) -> RecallShard:
+    """Index an evicted chunk: one :class:`RecallDoc` per turn, with embeddings when an embedder is given."""
+    docs = []
+    for turn in turns:
+        text = turn_text(turn.message)
+        name = turn.message.name
+        docs.append(
+            RecallDoc(
+                seq=turn.seq,
+                role=turn.message.role,
+                name=name,
+                text=text,
+                tokens=turn.tokens,
+                terms=dict(Counter(terms(f"{name or ''} {text}"))),
+                created_at=turn.created_at,
+                keys=(keys or {}).get(turn.seq, []),
+            )
+        )
+    embedder_name = None
+    if embedder is not None and docs:
+        vectors = embedder.embed([f"{d.name or d.role}: {d.text}" for d in docs])
+        docs = [d.model_copy(update={"embedding": encode_vector(v)}) for d, v in zip(docs, vectors, strict=True)]
+        embedder_name = embedder.name
+    return RecallShard(first_seq=docs[0].seq, last_seq=docs[-1].seq, docs=docs, embedder=embedder_name)
 
 
 RECALL_HEADER = "Earlier turns recalled because they relate to the new message (verbatim, oldest first):"
 
 
+def day_line(doc: RecallDoc) -> str | None:
+    """The date heading a recalled turn is listed under, e.g. "(8 May 2023)"; None for a turn without a time."""
+    if doc.created_at <= 0:
+        return None
+    moment = datetime.fromtimestamp(doc.created_at, UTC)
+    return f"({moment.day} {moment:%B %Y})"
+
+
 def recall_line(doc: RecallDoc) -> str:
-    speaker = f"{doc.name} ({doc.role})" if doc.name else doc.role
-    return f"[turn {doc.seq}] {speaker}: {doc.text}"
+    return f"{doc.name or doc.role}: {doc.text}"
 
 
 def render_recalled(docs: list[RecallDoc]) -> str:
-    """Recalled turns, in conversation order, each verbatim with its turn number and speaker."""
-    return "\n".join([RECALL_HEADER, *(recall_line(d) for d in sorted(docs, key=lambda d: d.seq))])
+    """Recalled turns, in conversation order, each verbatim with its speaker, under a heading for each day."""
+    lines = [RECALL_HEADER]
+    day = None
+    for doc in sorted(docs, key=lambda d: d.seq):
+        if (heading := day_line(doc)) != day and heading is not None:
+            lines.append(heading)
+        day = heading
+        lines.append(recall_line(doc))
+    return "\n".join(lines)

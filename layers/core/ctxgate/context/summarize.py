@@ -26,6 +26,14 @@ INSTRUCTIONS = (
     "Summarise the conversation excerpt below for the assistant's future reference. Keep every fact, decision, "
     "name, number, date and commitment; drop greetings and filler. Write terse bullet points, at most {words} words."
 )
+KEYS_INSTRUCTIONS = (
+    '\n\nThen write a line reading exactly "SEARCH KEYS" and, for each numbered turn worth finding again, one line '
+    '"<turn number>: <keys>": a few comma-separated words that a later question about the turn might use but the '
+    "turn may not: the people, places, things and topics it is about, and the dates it implies."
+)
+KEYS_MARKER = re.compile(r"^\W*search keys\W*$", re.IGNORECASE | re.MULTILINE)
+_KEY_LINE = re.compile(r"^\W*(?:turn\s*)?(\d+)\W*?:\s*(.+)$", re.IGNORECASE)
+KEY_TOKENS_PER_TURN = 16
 
 
 def epoch_message(first_seq: int, last_seq: int, summary: str) -> Message:
@@ -113,6 +121,34 @@ class Summarizer:
                 logger.warning("model summary failed; using the extractive summary", exc_info=True)
         return extractive_summary(units, target_tokens)
 
+    def summarise_turns(
+        self, turns: list[tuple[int, Unit]], target_tokens: int, *, session_model: str | None = None
+    ) -> tuple[str, dict[int, list[str]]]:
+        """Summarise an evicted chunk of (seq, unit) turns, and, when a model writes the summary, the search keys
+        it wrote for each turn (seq -> keys). The extractive fallback writes no keys."""
+        model = self.model or session_model
+        if self.router is not None and model:
+            try:
+                if self.router.resolve(model).provider != "echo":
+                    return self._with_keys(model, turns, target_tokens)
+            except Exception:  # the summary must land regardless; the extractive one always can
+                logger.warning("model summary failed; using the extractive summary", exc_info=True)
+        return extractive_summary([unit for _, unit in turns], target_tokens), {}
+
+    def _with_keys(
+        self, model: str, turns: list[tuple[int, Unit]], target_tokens: int
+    ) -> tuple[str, dict[int, list[str]]]:
+        assert self.router is not None
+        transcript = "\n".join(f"[turn {seq}] {speaker}: {text}" for seq, (speaker, text) in turns)
+        instructions = INSTRUCTIONS.format(words=max(20, target_tokens * 3 // 4)) + KEYS_INSTRUCTIONS
+        prompt = [Message(role="system", content=instructions), Message(role="user", content=transcript)]
+        budget = target_tokens + KEY_TOKENS_PER_TURN * len(turns)
+        completion, _ = self.router.complete(model, prompt, GenerationParams(temperature=0, max_tokens=budget))
+        summary, keys = parse_keyed_summary(completion.message.text(), {seq for seq, _ in turns})
+        if not summary or count_text(summary) > target_tokens * 1.2:
+            raise ValueError("model summary empty or over target")
+        return summary, keys
+
     def _with_model(self, model: str, units: list[Unit], target_tokens: int) -> str:
         assert self.router is not None
         transcript = "\n".join(f"{speaker}: {text}" for speaker, text in units)
@@ -126,3 +162,15 @@ class Summarizer:
         if not summary or count_text(summary) > target_tokens * 1.2:
             raise ValueError("model summary empty or over target")
         return summary
+
+
+def parse_keyed_summary(text: str, seqs: set[int]) -> tuple[str, dict[int, list[str]]]:
+    """Split a model's reply into the summary and its search keys (seq -> keys, only for the chunk's seqs)."""
+    parts = KEYS_MARKER.split(text, maxsplit=1)
+    keys: dict[int, list[str]] = {}
+    for line in parts[1].splitlines() if len(parts) == 2 else []:
+        match = _KEY_LINE.match(line.strip())
+        if match and int(match.group(1)) in seqs:
+            found = [k.strip() for k in match.group(2).split(",") if k.strip()]
+            keys.setdefault(int(match.group(1)), []).extend(found)
+    return parts[0].strip(), keys
