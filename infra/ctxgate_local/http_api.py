@@ -145,6 +145,12 @@ def write_response(out: BinaryWriter, response: LocalResponse, server_headers: d
     out.write(b"0\r\n\r\n")
 
 
+class LocalHttpServer(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: a burst of clients connecting at once (which API Gateway would accept)
+    # was refused. The local server accepts them all and serves each on a thread.
+    request_queue_size = 128
+
+
 def make_server(
     host: str,
     port: int,
@@ -208,6 +214,6 @@ def make_server(
                 return self._serve
             raise AttributeError(name)
 
-    server = ThreadingHTTPServer((host, port), Handler)
+    server = LocalHttpServer((host, port), Handler)
     server.daemon_threads = True
     return server

@@ -47,7 +47,19 @@ def test_a_second_turn_waits_and_gets_409_session_busy_when_its_deadline_passes(
         pass
     assert busy.value.status == 409 and busy.value.code == "session_busy" and busy.value.retry_after >= 1
     assert clock.now - 1000.0 == pytest.approx(2.0, abs=0.01)  # it waited until its own deadline, no longer
-    assert all(s <= 0.4 for s in clock.slept)  # polling, with a bounded interval
+    assert all(s <= 0.3 for s in clock.slept)  # polling, with a bounded interval
+
+
+def test_a_request_polls_sooner_the_longer_it_has_waited():
+    # GIVEN a session held for a minute
+    store, clock = MemoryStore(), Clock()
+    store.leases[("t", "s")] = ("holder", clock.now + 60)
+    # WHEN a request waits for it for five seconds
+    with pytest.raises(SessionBusy), hold(store, clock, wait=5.0):
+        pass
+    # THEN its polls come more often as it waits (the oldest waiter is the likeliest to take a freed lease)
+    early, late = clock.slept[:3], clock.slept[-6:-1]
+    assert max(late) < min(early)
 
 
 def test_an_expired_lease_of_a_holder_that_died_is_taken_over():

@@ -3,14 +3,16 @@
 A turn takes its session's lease before it plans the context and calls the model, and gives it back when it has
 committed or failed. The lease expires on its own no later than the function's deadline, so a holder that dies
 frees it. Other requests on the session wait, polling with jitter and a delay that grows with how long they have
-waited (a fair-share approximation of arrival order; DynamoDB has no queue to wait in), until the lease is theirs
+waited, until the lease is theirs
 or their own deadline is too close to serve a turn; then they get 409 ``session_busy`` with ``Retry-After`` and
 no model call. The conditional append stays as the safety net under the lease.
+
+DynamoDB has no queue to wait in, so arrival order is approximated: a newcomer polls slowly and a request polls
+faster the longer it has waited, so the oldest waiter is the likeliest to find the lease free when it is released.
 """
 
 from __future__ import annotations
 
-import math
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,8 +21,9 @@ from contextlib import contextmanager
 from ctxgate.errors import CtxgateError
 from ctxgate.sessions.ports import SessionLeases
 
-FIRST_POLL_SECONDS = 0.02
-MAX_POLL_SECONDS = 0.4
+FIRST_POLL_SECONDS = 0.3
+MIN_POLL_SECONDS = 0.02
+POLL_DECAY = 0.8
 
 
 class SessionBusy(CtxgateError):
@@ -58,11 +61,9 @@ def single_flight(
     while not leases.try_acquire(tenant, session_id, holder, now=clock(), until=hold_until):
         remaining = wait_until - clock()
         if remaining <= 0:
-            raise SessionBusy(
-                f"Session {session_id} is serving another turn; retry shortly.", retry_after=math.ceil(delay * 4)
-            )
+            raise SessionBusy(f"Session {session_id} is serving another turn; retry shortly.", retry_after=1)
         sleep(min(remaining, jitter.uniform(delay / 2, delay)))
-        delay = min(MAX_POLL_SECONDS, delay * 1.5)
+        delay = max(MIN_POLL_SECONDS, delay * POLL_DECAY)  # the longer it has waited, the sooner it looks again
     try:
         yield
     finally:
