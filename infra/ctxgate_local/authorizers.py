@@ -123,8 +123,7 @@ def route_authorizers(stack: LocalStack) -> dict[tuple[str, str], LambdaAuthoriz
 def _lambda_authorizer(stack: LocalStack, name: str, spec: dict[str, Any]) -> LambdaAuthorizer:
     if "FunctionArn" not in spec:
         raise ValueError(
-            f"authorizer {name} is not a Lambda authorizer; ctxgate local emulates only those "
-            "(use DefaultAuthorizer: KeyAuthorizer)"
+            f"authorizer {name} is not a Lambda authorizer; ctxgate local emulates only those (use AuthMode=apikey)"
         )
     arn = stack.resolve(spec["FunctionArn"])
     function = next(f for lid, f in stack.functions.items() if stack.arns.get(lid) == arn)

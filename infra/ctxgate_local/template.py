@@ -1,8 +1,9 @@
 """Read template.yaml and create its stateful resources in moto, so local runs cannot drift from the template.
 
 Intrinsics are resolved just enough for local use: ``Ref`` (parameters, pseudo parameters, resources),
-``Fn::GetAtt`` (``Arn``, ``QueueUrl``, ``QueueName``, ``Name``), ``Fn::Sub``, ``Fn::Join``, and the conditions
-(``Fn::If``, ``Fn::Equals``, ``Fn::Not``, ``Condition``).
+``Fn::GetAtt`` (``Arn``, ``QueueUrl``, ``QueueName``, ``Name``), ``Fn::Sub``, ``Fn::Join``, ``Fn::FindInMap``
+(e.g. the HttpApi's DefaultAuthorizer from ``AuthMode``) and the conditions (``Fn::If``, ``Fn::Equals``,
+``Fn::Not``, ``Condition``).
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class LocalStack:
                 return self._sub(arg)
             if key == "Fn::Join":
                 return arg[0].join(str(self.resolve(v)) for v in arg[1])
+            if key == "Fn::FindInMap":
+                name, top, second = (self.resolve(v) for v in arg[:3])
+                return self.template["Mappings"][name][top][second]
             if key == "Fn::If":
                 name, if_true, if_false = arg
                 return self.resolve(if_true if self.condition(name) else if_false)

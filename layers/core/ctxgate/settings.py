@@ -87,6 +87,14 @@ class Settings:
     max_budget_tokens: int
     default_output_tokens: int
     max_concurrent_runs: int
+    # Authentication mode (AuthMode). The HTTP API's authorizer enforces it on API Gateway routes; paths that
+    # bypass that authorizer (a Lambda function URL) verify the caller in the function with these.
+    auth_mode: str = "apikey"
+    """``apikey`` (ctxgate's keys, the Lambda authorizer) or ``jwt`` (tokens from ``jwt_issuer``)."""
+    jwt_issuer: str = ""
+    """With ``auth_mode == "jwt"``: the issuer URL a token's ``iss`` must equal; its JWKS signs the tokens."""
+    jwt_audiences: tuple[str, ...] = ()
+    """With ``auth_mode == "jwt"``: a token's ``aud`` (or ``client_id``) must be one of these."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -138,6 +146,9 @@ class Settings:
             max_budget_tokens=_int("CTXGATE_MAX_BUDGET_TOKENS", 262_144),
             default_output_tokens=_int("CTXGATE_DEFAULT_OUTPUT_TOKENS", 4096),
             max_concurrent_runs=_int("CTXGATE_MAX_CONCURRENT_RUNS", 10),
+            auth_mode=os.environ.get("CTXGATE_AUTH_MODE", "").strip().lower() or "apikey",
+            jwt_issuer=os.environ.get("CTXGATE_JWT_ISSUER", "").strip(),
+            jwt_audiences=tuple(_list("CTXGATE_JWT_AUDIENCE")),
         )
 
 
