@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ctxgate.auth.jwt import caller_from_claims
 from ctxgate.auth.models import TENANT_PATTERN, Caller, KeyLimits
 from ctxgate.errors import Unauthorized
 from ctxgate.settings import get_settings
@@ -26,10 +27,8 @@ def caller_of(event: Mapping[str, Any]) -> Caller:
             limits=limits_from_context(context),
         )
     claims = (authorizer.get("jwt") or {}).get("claims")
-    if isinstance(claims, Mapping):
-        claim = get_settings().jwt_tenant_claim
-        if claims.get(claim):
-            return Caller(tenant=_tenant(claims[claim]))
+    if isinstance(claims, Mapping):  # the HTTP API's JWT authorizer validated the token
+        return caller_from_claims(claims, get_settings().jwt_tenant_claim)
     raise Unauthorized("The request carries no authenticated identity.")
 
 
