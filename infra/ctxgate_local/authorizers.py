@@ -1,9 +1,13 @@
-"""The HTTP API's Lambda authorizers, emulated: which route has which, and calling it before the route's function.
+"""The HTTP API's authorizers, emulated: which route has which, and calling it before the route's function.
 
 As API Gateway does it: a request missing any of the authorizer's identity sources is refused without invoking
 it; otherwise the authorizer function gets a payload-format-2.0 ``REQUEST`` event, its simple response decides,
 and an allowed request's ``context`` reaches the route's function as ``requestContext.authorizer.lambda``.
 Answers are cached per identity-source values for ``AuthorizerResultTtlInSeconds`` (``ReauthorizeEvery``).
+
+The JWT authorizer (``AuthMode=jwt``) is emulated with ``ctxgate.auth.jwt``, which checks a token as API Gateway
+does (issuer's JWKS, ``iss``, ``aud`` or ``client_id``, ``exp``/``nbf``/``iat``); the claims reach the route as
+``requestContext.authorizer.jwt.claims``, as strings, as API Gateway passes them.
 
 One deliberate difference: every refusal is answered with ctxgate's OpenAI-style 401 body, where API Gateway
 answers ``{"message":"Unauthorized"}`` (401) or ``{"message":"Forbidden"}`` (403); HTTP APIs cannot customise
@@ -56,6 +60,40 @@ class LambdaAuthorizer:
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
 
+@dataclass
+class JwtAuthorizer:
+    name: str
+    issuer: str
+    audiences: list[str]
+    identity_source: str
+    _verifier: Any = None
+
+    def authorize(self, event: dict[str, Any]) -> Refusal | None:
+        """Allow ``event`` (its ``requestContext.authorizer.jwt`` is set) and return None, or return the refusal."""
+        from ctxgate.auth.jwt import JwtVerifier
+        from ctxgate.errors import Unauthorized
+
+        token = _identity_value(self.identity_source, event)
+        if not token:
+            return unauthorized()
+        if self._verifier is None:
+            self._verifier = JwtVerifier(self.issuer, self.audiences)
+        try:
+            claims = self._verifier.verify(token)
+        except Unauthorized:
+            return unauthorized()
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": _as_gateway_claims(claims), "scopes": None}}
+        return None
+
+
+Authorizer = LambdaAuthorizer | JwtAuthorizer
+
+
+def _as_gateway_claims(claims: dict[str, Any]) -> dict[str, str]:
+    """API Gateway passes every claim as a string; a list becomes ``[a b]``."""
+    return {k: f"[{' '.join(map(str, v))}]" if isinstance(v, list) else str(v) for k, v in claims.items()}
+
+
 def unauthorized() -> Refusal:
     from ctxgate.errors import Unauthorized
 
@@ -92,7 +130,7 @@ def _identity_value(source: str, event: dict[str, Any]) -> str | None:
     raise ValueError(f"unsupported identity source {source!r}")
 
 
-def route_authorizers(stack: LocalStack) -> dict[tuple[str, str], LambdaAuthorizer | None]:
+def route_authorizers(stack: LocalStack) -> dict[tuple[str, str], Authorizer | None]:
     """(METHOD, path) of every HttpApi route -> its authorizer (None: a public route), from template.yaml."""
     resources = stack.resources
     apis: dict[str, tuple[str | None, dict[str, Any]]] = {}
@@ -100,8 +138,8 @@ def route_authorizers(stack: LocalStack) -> dict[tuple[str, str], LambdaAuthoriz
         if resource["Type"] == "AWS::Serverless::HttpApi":
             auth = (resource.get("Properties") or {}).get("Auth") or {}
             apis[logical_id] = (stack.resolve(auth.get("DefaultAuthorizer")), auth.get("Authorizers") or {})
-    built: dict[tuple[str, str], LambdaAuthorizer] = {}
-    routes: dict[tuple[str, str], LambdaAuthorizer | None] = {}
+    built: dict[tuple[str, str], Authorizer] = {}
+    routes: dict[tuple[str, str], Authorizer | None] = {}
     for logical_id in stack.functions:
         for event in (resources[logical_id].get("Properties") or {}).get("Events", {}).values():
             if event.get("Type") != "HttpApi":
@@ -115,16 +153,16 @@ def route_authorizers(stack: LocalStack) -> dict[tuple[str, str], LambdaAuthoriz
                 routes[route] = None
                 continue
             if (api_id, name) not in built:
-                built[(api_id, name)] = _lambda_authorizer(stack, name, authorizers[name])
+                built[(api_id, name)] = _authorizer(stack, name, authorizers[name])
             routes[route] = built[(api_id, name)]
     return routes
 
 
-def _lambda_authorizer(stack: LocalStack, name: str, spec: dict[str, Any]) -> LambdaAuthorizer:
+def _authorizer(stack: LocalStack, name: str, spec: dict[str, Any]) -> Authorizer:
+    if "JwtConfiguration" in spec:
+        return _jwt_authorizer(stack, name, spec)
     if "FunctionArn" not in spec:
-        raise ValueError(
-            f"authorizer {name} is not a Lambda authorizer; ctxgate local emulates only those (use AuthMode=apikey)"
-        )
+        raise ValueError(f"authorizer {name} is neither a Lambda nor a JWT authorizer; ctxgate local emulates those")
     arn = stack.resolve(spec["FunctionArn"])
     function = next(f for lid, f in stack.functions.items() if stack.arns.get(lid) == arn)
     identity = spec.get("Identity") or {}
@@ -132,3 +170,15 @@ def _lambda_authorizer(stack: LocalStack, name: str, spec: dict[str, Any]) -> La
     sources += [f"$request.querystring.{q}" for q in identity.get("QueryStrings", [])]
     sources += [f"$context.{c}" for c in identity.get("Context", [])]
     return LambdaAuthorizer(name, function, sources, int(stack.resolve(identity.get("ReauthorizeEvery", 300))))
+
+
+def _jwt_authorizer(stack: LocalStack, name: str, spec: dict[str, Any]) -> JwtAuthorizer:
+    configuration = stack.resolve(spec["JwtConfiguration"])
+    audiences = configuration.get("audience") or []
+    if isinstance(audiences, str):  # a CommaDelimitedList parameter given as Key=a,b on the command line
+        audiences = audiences.split(",")
+    audiences = [a.strip() for a in audiences if a.strip()]
+    issuer = str(configuration.get("issuer") or "")
+    if not stack.parameters.get("JwtIssuer") or not audiences:
+        raise ValueError("AuthMode=jwt needs JwtIssuer and JwtAudience (--parameter JwtIssuer=https://...)")
+    return JwtAuthorizer(name, issuer, audiences, str(spec.get("IdentitySource", "$request.header.Authorization")))

@@ -19,7 +19,7 @@ from ctxgate_local.handlers import invoke
 from ctxgate_local.template import ACCOUNT, Function
 
 if TYPE_CHECKING:
-    from ctxgate_local.authorizers import LambdaAuthorizer
+    from ctxgate_local.authorizers import Authorizer
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway HTTP API's own limit
 FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
@@ -27,9 +27,7 @@ JSON_HEADERS = {"content-type": "application/json"}
 
 
 class Route:
-    def __init__(
-        self, method: str, template: str, function: Function, authorizer: LambdaAuthorizer | None = None
-    ) -> None:
+    def __init__(self, method: str, template: str, function: Function, authorizer: Authorizer | None = None) -> None:
         self.method = method
         self.template = template
         self.function = function
@@ -46,7 +44,7 @@ class Route:
 
 
 def build_routes(
-    functions: dict[str, Function], authorizers: dict[tuple[str, str], LambdaAuthorizer | None] | None = None
+    functions: dict[str, Function], authorizers: dict[tuple[str, str], Authorizer | None] | None = None
 ) -> list[Route]:
     routes = [Route(m, p, f, (authorizers or {}).get((m, p))) for f in functions.values() for m, p in f.routes]
     # API Gateway prefers the most specific route: literal paths before parameters before greedy ones.
@@ -155,7 +153,7 @@ def make_server(
     host: str,
     port: int,
     functions: dict[str, Function],
-    authorizers: dict[tuple[str, str], LambdaAuthorizer | None] | None = None,
+    authorizers: dict[tuple[str, str], Authorizer | None] | None = None,
 ) -> ThreadingHTTPServer:
     routes = build_routes(functions, authorizers)
 

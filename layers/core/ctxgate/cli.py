@@ -39,7 +39,7 @@ def _local(args: argparse.Namespace) -> int:
     except CtxgateError as error:  # a malformed --api-key or tenant
         print(f"ctxgate local: --api-key: {error.message}", file=sys.stderr)
         return 2
-    except ValueError as error:  # e.g. AuthMode=jwt, whose JWT authorizer is not emulated
+    except ValueError as error:  # e.g. AuthMode=jwt without JwtIssuer
         print(f"ctxgate local: {error}", file=sys.stderr)
         return 2
     from ctxgate.auth.keys import key_id_of

@@ -62,12 +62,12 @@ def test_an_allowed_request_carries_the_context_and_the_answer_is_cached_per_ide
     assert len(calls(authorizer)) == 2
 
 
-def test_auth_mode_jwt_is_refused_locally_with_a_pointer_to_apikey():
+def test_auth_mode_jwt_without_an_issuer_is_refused_locally():
     from ctxgate_local.authorizers import route_authorizers
     from ctxgate_local.template import read_stack
 
     stack = read_stack(Path(__file__).resolve().parents[3] / "template.yaml", {"AuthMode": "jwt"})
     stack.functions = {"ApiFunction": Function("ApiFunction", Path("."), "app.handler", {}, 29)}
 
-    with pytest.raises(ValueError, match=r"JwtAuthorizer is not a Lambda authorizer.*AuthMode=apikey"):
+    with pytest.raises(ValueError, match=r"AuthMode=jwt needs JwtIssuer and JwtAudience"):
         route_authorizers(stack)
