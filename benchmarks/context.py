@@ -36,6 +36,7 @@ CACHE_WRITE, CACHE_READ = 1.25, 0.10  # Anthropic's price multipliers
 PREVIOUS_REQUESTS = 4
 CATEGORIES = {1: "multi_hop", 2: "temporal", 3: "open_domain", 4: "single_hop"}  # LoCoMo's; 5 (adversarial) is skipped
 SECONDS_PER_TURN = 30
+UNCACHED_CAUSES = ("steady", "after_compaction", "recall")
 TEN_YEARS = 10 * 365 * 86400  # session TTL: the replayed clock is years behind the wall clock moto's reads compare to
 
 
@@ -64,6 +65,8 @@ class Totals:
     """category -> [questions, with all evidence present]"""
     recall_ms: list[float] = field(default_factory=list)
     """Time spent ranking evicted turns in each request that had any."""
+    uncached_by_cause: dict[str, int] = field(default_factory=lambda: dict.fromkeys(UNCACHED_CAUSES, 0))
+    """Input tokens the prefix cache did not serve, by what the request was (see ``uncached_cause``)."""
 
 
 def _content(turn: dict[str, Any]) -> str:
@@ -223,10 +226,25 @@ def run(
             for name in CATEGORIES.values()
             if name in totals.by_category
         },
+        "uncached_share_by_cause": {
+            cause: round(tokens / max(1, totals.input_tokens), 4) for cause, tokens in totals.uncached_by_cause.items()
+        },
         "recall_p50_ms": round(statistics.median(latency), 2),
         "recall_p99_ms": round(latency[min(len(latency) - 1, int(len(latency) * 0.99))], 2),
         "seconds": round(time.perf_counter() - started, 1),
     }, totals
+
+
+def uncached_cause(recalled_tokens: int, summarised: list[Any], summarised_before: list[Any] | None) -> str:
+    """Why a request's input was not all served from the cache: it carried a fresh recall block ("recall"), or a
+    compaction landed since the session's previous request ("after_compaction": the summaries and the verbatim
+    turns changed), or neither ("steady": the new message, the previous reply and the cache's 128-token rounding).
+    """
+    if recalled_tokens:
+        return "recall"
+    if summarised_before is not None and summarised != summarised_before:
+        return "after_compaction"
+    return "steady"
 
 
 def _replay_all(conversations: list[dict[str, Any]], budget: int, stack: Any) -> Totals:
@@ -314,6 +332,7 @@ def _replay(
     pins: list[str] = []
     transcript_tokens = count_message(Message(role="system", content=SYSTEM_PROMPT)) + REPLY_PRIMING_TOKENS
     first = totals.requests
+    summarised_before: list[Any] | None = None
     for number, request in enumerate(requests):
         clock.now = times[request.new[-1][1]]
         if number in (0, len(requests) // 2):
@@ -345,7 +364,10 @@ def _replay(
         totals.full_resend_tokens += full
         totals.cached_tokens += hit
         totals.modeled_cost += hit * CACHE_READ + write * CACHE_WRITE + max(0, total - hit - write)
-        totals.recalled_tokens += sum(s.tokens for s in plan.sections if s.name == "recalled")
+        recalled_tokens = sum(s.tokens for s in plan.sections if s.name == "recalled")
+        totals.recalled_tokens += recalled_tokens
+        totals.uncached_by_cause[uncached_cause(recalled_tokens, plan.summarised, summarised_before)] += total - hit
+        summarised_before = plan.summarised
         if total + plan.budget.output_reserve > budget:
             totals.budget_violations += 1
         rendered = "\n".join(m.text() for m in messages)

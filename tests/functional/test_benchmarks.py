@@ -20,6 +20,7 @@ CONTEXT_KEYS = {
     "pins_retained",
     "budget_violations",
     "evidence_recall_by_category",
+    "uncached_share_by_cause",
     "recall_p50_ms",
     "recall_p99_ms",
     "seconds",
@@ -96,6 +97,10 @@ def test_context_benchmark_json(tmp_path):
     assert result["budget_violations"] == 0 and result["pins_retained"] == 1.0
     assert 0 < result["cumulative_input_ratio"] < 1
     assert set(result["evidence_recall_by_category"]) == {"multi_hop"}
+    assert set(result["uncached_share_by_cause"]) == {"steady", "after_compaction", "recall"}
+    uncached = sum(result["uncached_share_by_cause"].values())
+    assert abs(uncached - (1 - result["prefix_cache_hit_ratio"])) < 0.001
+    assert result["uncached_share_by_cause"]["steady"] > 0  # every request sends a new message
     assert 0 < result["recall_p50_ms"] <= result["recall_p99_ms"]
 
 
