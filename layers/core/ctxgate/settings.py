@@ -87,8 +87,13 @@ class Settings:
     max_budget_tokens: int
     default_output_tokens: int
     max_concurrent_runs: int
+    echo_chunk_delay_seconds: float
+    """Pause before each chunk of the ``echo`` model's stream (tests and ``ctxgate bench``); 0 in production."""
+    web_port: int
+    """The port the streaming function's web server listens on (``PORT``, the Lambda Web Adapter's convention)."""
     # Authentication mode (AuthMode). The HTTP API's authorizer enforces it on API Gateway routes; paths that
-    # bypass that authorizer (a Lambda function URL) verify the caller in the function with these.
+    # bypass that authorizer (the streaming function URL) verify the caller in the function with these
+    # (:mod:`ctxgate.api.request_auth`).
     auth_mode: str = "apikey"
     """``apikey`` (ctxgate's keys, the Lambda authorizer) or ``jwt`` (tokens from ``jwt_issuer``)."""
     jwt_issuer: str = ""
@@ -149,6 +154,8 @@ class Settings:
             auth_mode=os.environ.get("CTXGATE_AUTH_MODE", "").strip().lower() or "apikey",
             jwt_issuer=os.environ.get("CTXGATE_JWT_ISSUER", "").strip(),
             jwt_audiences=tuple(_list("CTXGATE_JWT_AUDIENCE")),
+            echo_chunk_delay_seconds=_float("CTXGATE_ECHO_CHUNK_DELAY_MS", 0.0) / 1000.0,
+            web_port=_int("PORT", 8080),
         )
 
 
