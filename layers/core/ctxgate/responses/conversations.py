@@ -10,7 +10,7 @@ from ctxgate.errors import InvalidRequest, NotFound
 from ctxgate.messages import Message
 from ctxgate.responses.items import Item, message_items, parse_item_id, turn_items, without_item
 from ctxgate.responses.models import ConversationRecord
-from ctxgate.responses.service import CONVERSATION, new_id
+from ctxgate.responses.service import CONVERSATION, is_id, new_id
 from ctxgate.retry import RetryPolicy, call_with_retry
 from ctxgate.sessions.lineage import history
 from ctxgate.sessions.models import SessionMeta, SessionRecord, Turn
@@ -49,7 +49,9 @@ class ConversationService:
         return record
 
     def get(self, tenant: str, conversation_id: str) -> tuple[ConversationRecord, SessionMeta]:
-        stored = self.store.get_record(tenant, CONVERSATION, conversation_id)
+        stored = (
+            self.store.get_record(tenant, CONVERSATION, conversation_id) if is_id("conv", conversation_id) else None
+        )
         meta = self.store.get(tenant, conversation_id) if stored is not None else None
         if stored is None or meta is None:
             raise NotFound(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -43,6 +44,11 @@ class OutputSchemaMismatch(CtxgateError):
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}{uuid.uuid4().hex[:16]}"
+
+
+def is_id(prefix: str, value: str) -> bool:
+    """Whether ``value`` could be an id :func:`new_id` made (anything else is simply not found, never a lookup)."""
+    return re.fullmatch(rf"{prefix}_[0-9a-f]{{48}}", value or "") is not None
 
 
 class ResponsesService:
@@ -197,7 +203,7 @@ class ResponsesService:
 
     def get(self, tenant: str, response_id: str) -> ResponseRecord:
         """The stored response; :class:`NotFound` if it never existed, was deleted, or is another tenant's."""
-        stored = self.store.get_record(tenant, RESPONSE, response_id)
+        stored = self.store.get_record(tenant, RESPONSE, response_id) if is_id("resp", response_id) else None
         if stored is None or self.store.get(tenant, stored.session_id) is None:
             raise NotFound(f"Response {response_id!r} not found.", code="response_not_found", param="response_id")
         return ResponseRecord.model_validate_json(stored.body)
@@ -219,7 +225,9 @@ class ResponsesService:
 
     def conversation(self, tenant: str, conversation_id: str) -> SessionMeta:
         """The conversation's session; :class:`NotFound` if there is no such conversation for this tenant."""
-        stored = self.store.get_record(tenant, CONVERSATION, conversation_id)
+        stored = (
+            self.store.get_record(tenant, CONVERSATION, conversation_id) if is_id("conv", conversation_id) else None
+        )
         meta = self.store.get(tenant, conversation_id) if stored is not None else None
         if meta is None:
             raise NotFound(f"Conversation {conversation_id!r} not found.", code="conversation_not_found")
