@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterator
 
 from ctxgate.messages import Completion, FunctionCall, Message, ProviderRequest, ToolCall, Usage
+from ctxgate.providers.streaming import Finish, StreamEvent, TextDelta, UsageReport, replay, words
 from ctxgate.tokens import count_messages, count_text
 
 CALL_COMMAND = "/call "
@@ -21,23 +24,49 @@ class EchoProvider:
     - with ``tools``, a last message ``/call NAME {json arguments}`` (NAME one of the tools) is answered with that
       tool call (id ``call_{n}``) instead;
     - with a JSON ``response_format``, the reply is the JSON object ``{"received": n, "last": text}``.
+
+    :meth:`stream` yields the same reply word by word, sleeping ``chunk_delay`` seconds before each word
+    (``CTXGATE_ECHO_CHUNK_DELAY_MS``: a slow model for tests and benchmarks), then its usage and finish reason.
     """
 
+    def __init__(self, *, chunk_delay: float = 0.0, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.chunk_delay = chunk_delay
+        self._sleep = sleep
+
     def complete(self, request: ProviderRequest) -> Completion:
-        messages = request.messages
-        last_user = next((m for m in reversed(messages) if m.role == "user"), None)
-        text = last_user.text() if last_user else ""
         call = _requested_call(request)
         if call is not None:
-            message = Message(role="assistant", tool_calls=[ToolCall(id=f"call_{len(messages)}", function=call)])
-            usage = Usage(prompt_tokens=count_messages(messages), completion_tokens=count_text(call.arguments) + 8)
+            message = Message(
+                role="assistant", tool_calls=[ToolCall(id=f"call_{len(request.messages)}", function=call)]
+            )
+            usage = Usage(
+                prompt_tokens=count_messages(request.messages), completion_tokens=count_text(call.arguments) + 8
+            )
             return Completion(message=message, finish_reason="tool_calls", usage=usage)
-        if (request.params.response_format or {}).get("type") in ("json_object", "json_schema"):
-            reply = json.dumps({"received": len(messages), "last": text})
-        else:
-            reply = f"[echo] received {len(messages)} messages; last: {text}"
-        usage = Usage(prompt_tokens=count_messages(messages), completion_tokens=count_text(reply))
+        reply = self._reply(request)
+        usage = Usage(prompt_tokens=count_messages(request.messages), completion_tokens=count_text(reply))
         return Completion(message=Message(role="assistant", content=reply), finish_reason="stop", usage=usage)
+
+    def stream(self, request: ProviderRequest) -> Iterator[StreamEvent]:
+        if _requested_call(request) is not None:
+            completion = self.complete(request)
+            yield from replay(completion, usage=completion.usage)
+            return
+        reply = self._reply(request)
+        for piece in words(reply):
+            if self.chunk_delay > 0:
+                self._sleep(self.chunk_delay)
+            yield TextDelta(piece)
+        yield UsageReport(Usage(prompt_tokens=count_messages(request.messages), completion_tokens=count_text(reply)))
+        yield Finish("stop")
+
+    @staticmethod
+    def _reply(request: ProviderRequest) -> str:
+        last_user = next((m for m in reversed(request.messages) if m.role == "user"), None)
+        text = last_user.text() if last_user else ""
+        if (request.params.response_format or {}).get("type") in ("json_object", "json_schema"):
+            return json.dumps({"received": len(request.messages), "last": text})
+        return f"[echo] received {len(request.messages)} messages; last: {text}"
 
 
 def _requested_call(request: ProviderRequest) -> FunctionCall | None:
