@@ -14,7 +14,7 @@ from ctxgate.chat.models import ChatOutcome, ChatRequest
 from ctxgate.chat.service import HistoryMoved
 from ctxgate.errors import CtxgateError, InvalidRequest, NotFound
 from ctxgate.messages import Completion, Message, Usage
-from ctxgate.responses.items import Item, message_items, turn_items
+from ctxgate.responses.items import Item, item_id, message_items, turn_items
 from ctxgate.responses.models import OutputFormat, ResponseRecord, ResponseRequest
 from ctxgate.sessions.lineage import history, owner_of
 from ctxgate.sessions.models import SessionMeta, SessionRecord
@@ -22,9 +22,41 @@ from ctxgate.sessions.models import SessionMeta, SessionRecord
 if TYPE_CHECKING:
     from ctxgate.auth.models import Caller
     from ctxgate.chat.service import ChatService
+    from ctxgate.chat.streaming import ChatStream
 
 RESPONSE = "response"
 CONVERSATION = "conversation"
+
+
+@dataclass
+class ResponseStream:
+    """An opened response: its turn (a finished :class:`ChatOutcome`, or a :class:`ChatStream` to iterate), what is
+    known of it up front (``skeleton``), and where its output items live (their ids are known before they exist)."""
+
+    skeleton: ResponseRecord
+    turn: ChatOutcome | ChatStream
+    owner: str
+    """The session whose turn holds the output (the response id itself for ``store: false``)."""
+    seq: int
+    built: list[ResponseRecord]
+    finish: Callable[[ChatOutcome], ResponseRecord] | None = None
+    cleanup: Callable[[], object] | None = None
+    """Run when the turn failed after it was opened (a streamed branch that never got its turn)."""
+
+    def item_id(self, kind: str, index: int) -> str:
+        return item_id(kind, self.owner, self.seq, index)
+
+    def end(self) -> ResponseRecord | None:
+        """The response once its turn has ended: the stored record, or None if the turn failed."""
+        if self.built:
+            return self.built[-1]
+        outcome = self.turn if isinstance(self.turn, ChatOutcome) else self.turn.outcome
+        if outcome is not None and self.finish is not None:
+            return self.finish(outcome)
+        if self.cleanup is not None:
+            self.cleanup()
+            self.cleanup = None
+        return None
 
 
 @dataclass(frozen=True)
@@ -61,33 +93,51 @@ class ResponsesService:
 
     def create(self, caller: Caller, request: ResponseRequest) -> ResponseOutcome:
         """Serve one response: append to its history, fork a branch of it, or (``store: false``) read it only."""
+        opened = self._open(caller, request, streaming=False)
+        record = opened.end()
+        assert record is not None and isinstance(opened.turn, ChatOutcome)
+        return ResponseOutcome(record, opened.turn)
+
+    def open_stream(self, caller: Caller, request: ResponseRequest) -> ResponseStream:
+        """:meth:`create`, streamed: raises every refusal before the first event (see :mod:`ctxgate.chat.streaming`);
+        iterate ``turn``, then :meth:`ResponseStream.end` gives the stored record (None if the stream failed)."""
+        return self._open(caller, request, streaming=True)
+
+    def _open(self, caller: Caller, request: ResponseRequest, *, streaming: bool) -> ResponseStream:
         if request.previous_response_id and request.conversation:
             raise InvalidRequest(
                 "Use either previous_response_id or conversation, not both.", param="previous_response_id"
             )
         tenant = caller.tenant
-        response_id = new_id("resp")
+        skeleton = ResponseRecord(
+            id=new_id("resp"),
+            created_at=self.clock(),
+            model=request.model,
+            instructions=request.instructions,
+            previous_response_id=request.previous_response_id,
+            conversation_id=request.conversation,
+            metadata=request.metadata,
+            settings=request.settings,
+            store=request.store,
+        )
         session_id, through = self._position(tenant, request)
         if not request.store:
-            return self._unstored(caller, request, response_id, session_id, through)
+            return self._unstored(caller, request, skeleton, session_id, through, streaming)
         if session_id is None:
             session_id = new_id("chain")
-        built: list[ResponseRecord] = []
-        chat_request = self._chat_request(request, response_id, session_id, through, built)
         if through is not None and request.conversation is None:
             meta = self.store.get(tenant, session_id)
             if meta is None:
                 raise NotFound(f"Response {request.previous_response_id!r} not found.", code="response_not_found")
             if meta.last_seq != through:
-                return self._on_branch(caller, request, response_id, meta, through)
+                return self._on_branch(caller, request, skeleton, meta, through, streaming)
         try:
-            outcome = self.chat.stateful(caller, session_id, chat_request)
+            return self._turn(caller, request, skeleton, session_id, through, streaming)
         except HistoryMoved:  # someone appended while this request waited: it continues an earlier point now
             meta = self.store.get(tenant, session_id)
             if meta is None or through is None:
                 raise
-            return self._on_branch(caller, request, response_id, meta, through)
-        return ResponseOutcome(built[-1], outcome)
+            return self._on_branch(caller, request, skeleton, meta, through, streaming)
 
     def _position(self, tenant: str, request: ResponseRequest) -> tuple[str | None, int | None]:
         """The session the response continues, and the seq it continues from (None: the newest / a new one)."""
@@ -100,52 +150,53 @@ class ResponsesService:
         return None, None
 
     def _on_branch(
-        self, caller: Caller, request: ResponseRequest, response_id: str, parent: SessionMeta, through: int
-    ) -> ResponseOutcome:
+        self,
+        caller: Caller,
+        request: ResponseRequest,
+        skeleton: ResponseRecord,
+        parent: SessionMeta,
+        through: int,
+        streaming: bool,
+    ) -> ResponseStream:
         branch_id = new_id("branch")
         self.store.fork(caller.tenant, parent, through, branch_id, now=self.clock())
-        built: list[ResponseRecord] = []
-        chat_request = self._chat_request(request, response_id, branch_id, through, built)
         try:
-            outcome = self.chat.stateful(caller, branch_id, chat_request)
+            opened = self._turn(caller, request, skeleton, branch_id, through, streaming)
         except BaseException:
             self.store.delete(caller.tenant, branch_id)  # a failed response leaves no empty branch behind
             raise
-        return ResponseOutcome(built[-1], outcome)
+        opened.cleanup = lambda: self.store.delete(caller.tenant, branch_id)
+        return opened
 
-    def _chat_request(
+    def _turn(
         self,
+        caller: Caller,
         request: ResponseRequest,
-        response_id: str,
+        skeleton: ResponseRecord,
         session_id: str,
         through: int | None,
-        built: list[ResponseRecord],
-    ) -> ChatRequest:
-        """The turn; its ``records`` callback also leaves the record it commits in ``built``."""
+        streaming: bool,
+    ) -> ResponseStream:
+        """The turn; its ``records`` callback builds the record it commits (kept in the returned stream)."""
+        built: list[ResponseRecord] = []
 
         def records(completion: Completion, usage: Usage, first_seq: int, served_by: str) -> list[SessionRecord]:
             output_seq = first_seq + len(request.input)
-            record = ResponseRecord(
-                id=response_id,
-                created_at=self.clock(),
-                model=request.model,
-                session_id=session_id,
-                input_seq=first_seq,
-                output_seq=output_seq,
-                output=message_items(completion.message, session_id, output_seq),
-                usage=usage,
-                served_by=served_by,
-                instructions=request.instructions,
-                previous_response_id=request.previous_response_id,
-                conversation_id=request.conversation,
-                metadata=request.metadata,
-                settings=request.settings,
-                **_status(completion),
+            record = skeleton.model_copy(
+                update={
+                    "session_id": session_id,
+                    "input_seq": first_seq,
+                    "output_seq": output_seq,
+                    "output": message_items(completion.message, session_id, output_seq),
+                    "usage": usage,
+                    "served_by": served_by,
+                    **_status(completion),
+                }
             )
             built.append(record)
-            return [SessionRecord(kind=RESPONSE, id=response_id, body=record.model_dump_json())]
+            return [SessionRecord(kind=RESPONSE, id=record.id, body=record.model_dump_json())]
 
-        return ChatRequest(
+        chat_request = ChatRequest(
             model=request.model,
             messages=request.input,
             params=request.params,
@@ -157,10 +208,21 @@ class ResponsesService:
             check_output=lambda completion: check_format(request.output_format, completion),
             records=records,
         )
+        if streaming:
+            stream = self.chat.stateful_stream(caller, session_id, chat_request)
+            return ResponseStream(skeleton, stream, session_id, stream.head.turn or 0, built)
+        outcome = self.chat.stateful(caller, session_id, chat_request)
+        return ResponseStream(skeleton, outcome, session_id, outcome.turn or 0, built)
 
     def _unstored(
-        self, caller: Caller, request: ResponseRequest, response_id: str, session_id: str | None, through: int | None
-    ) -> ResponseOutcome:
+        self,
+        caller: Caller,
+        request: ResponseRequest,
+        skeleton: ResponseRecord,
+        session_id: str | None,
+        through: int | None,
+        streaming: bool,
+    ) -> ResponseStream:
         """``store: false``: the history so far, verbatim, plus the input, served statelessly; nothing is written."""
         messages: list[Message] = []
         if request.instructions:
@@ -181,23 +243,20 @@ class ResponsesService:
             deadline=request.deadline,
             check_output=lambda completion: check_format(request.output_format, completion),
         )
-        outcome = self.chat.stateless(caller, chat_request)
-        record = ResponseRecord(
-            id=response_id,
-            created_at=self.clock(),
-            model=request.model,
-            output=message_items(outcome.completion.message, response_id, 0),
-            usage=outcome.usage,
-            served_by=outcome.served_by,
-            instructions=request.instructions,
-            previous_response_id=request.previous_response_id,
-            conversation_id=request.conversation,
-            metadata=request.metadata,
-            settings=request.settings,
-            store=False,
-            **_status(outcome.completion),
-        )
-        return ResponseOutcome(record, outcome)
+
+        def finish(outcome: ChatOutcome) -> ResponseRecord:
+            completion = outcome.completion
+            return skeleton.model_copy(
+                update={
+                    "output": message_items(completion.message, skeleton.id, 0),
+                    "usage": outcome.usage,
+                    "served_by": outcome.served_by,
+                    **_status(completion),
+                }
+            )
+
+        turn = (self.chat.stateless_stream if streaming else self.chat.stateless)(caller, chat_request)
+        return ResponseStream(skeleton, turn, skeleton.id, 0, [], finish=finish)
 
     # -- read and delete ---------------------------------------------------------------------------------------
 

@@ -128,11 +128,31 @@ def test_the_response_object_follows_openais_schema():
 
 
 def test_stream_events_are_numbered_and_rebuild_the_output():
-    events = list(wire.response_events(record()))
+    from ctxgate.api.wire.responses_stream import response_stream_events, sse_chunks
+    from ctxgate.chat.models import ChatOutcome
+    from ctxgate.messages import Completion, FunctionCall, Message, ToolCall
+    from ctxgate.providers.streaming import replay
+    from ctxgate.responses.items import message_items
+    from ctxgate.responses.service import ResponseStream
+
+    # GIVEN a stored response whose turn answered with text and a tool call
+    message = Message(
+        role="assistant",
+        content="Hello there",
+        tool_calls=[ToolCall(id="c1", function=FunctionCall(name="f", arguments='{"a":1}'))],
+    )
+    completion = Completion(message=message, finish_reason="tool_calls", usage=Usage(prompt_tokens=3))
+    stored = record().model_copy(update={"output": message_items(message, "s1", 4)})
+    opened = ResponseStream(stored, ChatOutcome(completion, Usage(), "echo"), "s1", 4, [stored])
+    # WHEN its events are rendered
+    events = list(response_stream_events(opened, replay(completion)))
+    # THEN they are numbered, use the stored items' ids, and rebuild the output
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     assert events[0]["type"] == "response.created" and events[-1]["type"] == "response.completed"
     text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
     arguments = "".join(e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta")
     assert text == "Hello there" and json.loads(arguments) == {"a": 1}
-    sse = wire.sse(iter(events[:1]))
+    added = [e["item"]["id"] for e in events if e["type"] == "response.output_item.added"]
+    assert added == [i.id for i in stored.output]
+    sse = b"".join(sse_chunks(iter(events[:1]))).decode()
     assert sse.startswith("event: response.created\ndata: {") and sse.endswith("\n\n")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import nullcontext
+from typing import TYPE_CHECKING
+
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
@@ -9,6 +13,10 @@ from ctxgate.api.idempotency import IDEMPOTENCY_HEADER, idempotent
 from ctxgate.api.identity import caller_of, tenant_of
 from ctxgate.api.responses import json_response
 from ctxgate.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from ctxgate.auth.models import Caller
+    from ctxgate.responses.models import ResponseRequest
 
 router = APIGatewayHttpRouter()
 
@@ -18,22 +26,26 @@ DEFAULT_PAGE = 20
 
 @router.post("/v1/responses")
 def create_response() -> Response:
-    """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn."""
+    """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn (a
+    streamed response is then sent whole: it is stored before it can be replayed)."""
+    from ctxgate.api.streaming import buffered
+
     event = router.current_event
-    return idempotent(
-        route="POST /v1/responses",
-        tenant=caller_of(event.raw_event).tenant,
-        key=event.headers.get(IDEMPOTENCY_HEADER),
-        body=event.decoded_body or "",
-        context=router.lambda_context,
-        execute=serve_response,
-    )
+    key = event.headers.get(IDEMPOTENCY_HEADER)
+    with buffered() if key is not None else nullcontext():
+        return idempotent(
+            route="POST /v1/responses",
+            tenant=caller_of(event.raw_event).tenant,
+            key=key,
+            body=event.decoded_body or "",
+            context=router.lambda_context,
+            execute=serve_response,
+        )
 
 
 def serve_response() -> Response:
     from ctxgate.api.limits import request_deadline
-    from ctxgate.api.rate_limits import rate_limit_headers
-    from ctxgate.api.routes.chat import CACHE_HEADER, CONTEXT_TOKENS_HEADER, SESSION_HEADER, TURN_HEADER, cache_options
+    from ctxgate.api.routes.chat import cache_options, turn_headers
     from ctxgate.api.wire import responses as wire
     from ctxgate.bootstrap import responses_service
     from ctxgate.responses.models import ResponseRequest
@@ -61,19 +73,33 @@ def serve_response() -> Response:
         cache=cache_options(caller),
         deadline=request_deadline(router.lambda_context),
     )
-    outcome = responses_service().create(caller, request)
-    chat = outcome.chat
-    headers = dict(rate_limit_headers(chat.rate_limits))
-    if chat.session_id is not None:
-        headers.update({SESSION_HEADER: chat.session_id, TURN_HEADER: str(chat.turn)})
-    if chat.plan is not None:
-        headers[CONTEXT_TOKENS_HEADER] = str(chat.plan.input_tokens)
-    if chat.cache is not None:
-        headers[CACHE_HEADER] = chat.cache.status
     if body.stream:
-        sse = wire.sse(wire.response_events(outcome.record))
-        return Response(200, "text/event-stream", sse, headers={**headers, "Cache-Control": "no-cache"})
-    return json_response(200, wire.response_body(outcome.record), headers)
+        return stream_response(caller, request)
+    outcome = responses_service().create(caller, request)
+    return json_response(200, wire.response_body(outcome.record), turn_headers(outcome.chat))
+
+
+def stream_response(caller: Caller, request: ResponseRequest) -> Response:
+    """``stream: true``: Responses events as the model produces them (:mod:`ctxgate.api.streaming` says who receives
+    them). Opening the stream raises every refusal before the first byte, so errors keep their JSON responses."""
+    from ctxgate.api.routes.chat import turn_headers
+    from ctxgate.api.streaming import event_stream_response
+    from ctxgate.api.wire.responses_stream import response_stream_events, sse_chunks
+    from ctxgate.bootstrap import responses_service
+    from ctxgate.chat.streaming import ChatStream
+
+    opened = responses_service().open_stream(caller, request)
+    stream = opened.turn
+    assert isinstance(stream, ChatStream)
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            yield from sse_chunks(response_stream_events(opened, stream))
+        finally:  # closed early (the client left), the turn still finishes and stores what it has paid for
+            stream.close()
+            opened.end()
+
+    return event_stream_response(chunks(), turn_headers(stream.head))
 
 
 @router.get("/v1/responses/<response_id>")

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -253,7 +251,9 @@ def item_body(item: Item, *, status: str = "completed") -> dict[str, Any]:
     return {"id": item.id, "type": "message", "role": role, "status": status, "content": [part]}
 
 
-def response_body(record: ResponseRecord, *, status: str | None = None, output: bool = True) -> dict[str, Any]:
+def response_body(
+    record: ResponseRecord, *, status: str | None = None, output: bool = True, error: dict[str, str] | None = None
+) -> dict[str, Any]:
     usage = record.usage
     settings = record.settings
     reason = record.incomplete_reason
@@ -263,7 +263,7 @@ def response_body(record: ResponseRecord, *, status: str | None = None, output: 
         "created_at": int(record.created_at),
         "status": status or record.status,
         "background": False,
-        "error": None,
+        "error": error,
         "incomplete_details": {"reason": reason} if reason and (status or record.status) == "incomplete" else None,
         "instructions": record.instructions,
         "max_output_tokens": settings.get("max_output_tokens"),
@@ -312,56 +312,3 @@ def item_list_body(items: list[Item], has_more: bool) -> dict[str, Any]:
         "last_id": data[-1]["id"] if data else None,
         "has_more": has_more,
     }
-
-
-TEXT_CHUNK = 24
-
-
-def response_events(record: ResponseRecord) -> Iterator[dict[str, Any]]:
-    """The Responses stream events of a finished response, in order, each with its ``sequence_number``."""
-    events: list[dict[str, Any]] = []
-
-    def emit(kind: str, **fields: Any) -> None:
-        events.append({"type": kind, "sequence_number": len(events), **fields})
-
-    emit("response.created", response=response_body(record, status="in_progress", output=False))
-    emit("response.in_progress", response=response_body(record, status="in_progress", output=False))
-    for index, item in enumerate(record.output):
-        done = item_body(item)
-        if item.type == "function_call":
-            emit(
-                "response.output_item.added",
-                output_index=index,
-                item={**done, "arguments": "", "status": "in_progress"},
-            )
-            arguments = item.arguments or ""
-            for start in range(0, len(arguments), TEXT_CHUNK):
-                delta = arguments[start : start + TEXT_CHUNK]
-                emit("response.function_call_arguments.delta", item_id=item.id, output_index=index, delta=delta)
-            emit(
-                "response.function_call_arguments.done",
-                item_id=item.id,
-                output_index=index,
-                name=item.name,
-                arguments=arguments,
-            )
-        else:
-            emit(
-                "response.output_item.added", output_index=index, item={**done, "status": "in_progress", "content": []}
-            )
-            part = done["content"][0]
-            where = {"item_id": item.id, "output_index": index, "content_index": 0}
-            emit("response.content_part.added", **where, part={**part, "text": ""})
-            text = item.text or ""
-            for start in range(0, len(text), TEXT_CHUNK):
-                emit("response.output_text.delta", **where, delta=text[start : start + TEXT_CHUNK], logprobs=[])
-            emit("response.output_text.done", **where, text=text, logprobs=[])
-            emit("response.content_part.done", **where, part=part)
-        emit("response.output_item.done", output_index=index, item=done)
-    final = "response.incomplete" if record.status == "incomplete" else "response.completed"
-    emit(final, response=response_body(record))
-    return iter(events)
-
-
-def sse(events: Iterator[dict[str, Any]]) -> str:
-    return "".join(f"event: {e['type']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events)
