@@ -237,7 +237,10 @@ def test_a_conversation_is_a_session_for_the_session_routes(gateway):
         headers=gateway.auth,
     )
     assert pinned.status_code == 201
-    response = client.responses.create(model="echo", input="Plan.", conversation=conversation.id)
+    response = client.responses.create(
+        model="echo", input="Plan.", conversation=conversation.id, extra_headers={"X-Ctxgate-Budget": "4096"}
+    )
     assert response.output_text == echo(2, "Plan.")  # the pin is in the context
     plan = httpx.get(f"{gateway.base_url}/sessions/{conversation.id}/context", headers=gateway.auth).json()
-    assert plan["id"] == conversation.id
+    assert plan["id"] == conversation.id and plan["budget"]["budget_tokens"] == 4096
+    assert plan["turns"]["included"] == [1, 2]

@@ -39,6 +39,8 @@ class ResponseRequest:
     """The request's parameters as the client sent them, echoed in the response object (tools, text, ...)."""
     cache: CacheOptions = field(default_factory=CacheOptions)
     deadline: float | None = None
+    budget_tokens: int | None = None
+    """``X-Ctxgate-Budget``: the session's context budget, as on stateful chat completions (it persists)."""
 
 
 class ResponseRecord(BaseModel):

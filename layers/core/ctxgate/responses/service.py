@@ -202,6 +202,7 @@ class ResponsesService:
             params=request.params,
             cache=request.cache,
             deadline=request.deadline,
+            budget_tokens=request.budget_tokens,
             instructions=request.instructions,
             expected_last_seq=through,
             allow_truncation=request.truncation == "auto",

@@ -45,7 +45,7 @@ def create_response() -> Response:
 
 def serve_response() -> Response:
     from ctxgate.api.limits import request_deadline
-    from ctxgate.api.routes.chat import cache_options, turn_headers
+    from ctxgate.api.routes.chat import BUDGET_HEADER, _int_header, cache_options, turn_headers
     from ctxgate.api.wire import responses as wire
     from ctxgate.bootstrap import responses_service
     from ctxgate.responses.models import ResponseRequest
@@ -72,6 +72,7 @@ def serve_response() -> Response:
         settings=wire.echoed_settings(body),
         cache=cache_options(caller),
         deadline=request_deadline(router.lambda_context),
+        budget_tokens=_int_header(budget, BUDGET_HEADER) if (budget := event.headers.get(BUDGET_HEADER)) else None,
     )
     if body.stream:
         return stream_response(caller, request)
