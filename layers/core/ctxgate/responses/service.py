@@ -314,9 +314,14 @@ def check_format(output_format: OutputFormat, completion: Completion) -> None:
     if output_format.type == "json_schema" and output_format.schema is not None:
         import jsonschema
 
-        error = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(output_format.schema).iter_errors(value)
-        )
+        try:
+            error = jsonschema.exceptions.best_match(
+                jsonschema.Draft202012Validator(output_format.schema).iter_errors(value)
+            )
+        except Exception:  # a schema jsonschema cannot apply (an unresolvable local $ref): refused like a mismatch
+            raise OutputSchemaMismatch(
+                "The model's output could not be checked against text.format's schema."
+            ) from None
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
             raise OutputSchemaMismatch(

@@ -90,9 +90,10 @@ def test_text_format_json_schema_becomes_a_response_format_and_parallel_calls_tr
     assert params.max_tokens == 50 and params.extra == {"parallel_tool_calls": False}
 
 
-def test_an_invalid_json_schema_is_a_400():
+@pytest.mark.parametrize("schema", [{"type": "nonsense"}, {"properties": {"a": {"$ref": "https://example.com/s"}}}])
+def test_an_invalid_or_remote_json_schema_is_a_400(schema):
     with pytest.raises(InvalidRequest):
-        wire.output_format({"format": {"type": "json_schema", "name": "r", "schema": {"type": "nonsense"}}})
+        wire.output_format({"format": {"type": "json_schema", "name": "r", "schema": schema}})
 
 
 def record() -> ResponseRecord:

@@ -189,8 +189,21 @@ def output_format(text: dict[str, Any] | None) -> OutputFormat:
             Draft202012Validator.check_schema(schema)
         except SchemaError as error:
             raise InvalidRequest(f"text.format.schema is not a valid JSON Schema: {error.message[:200]}") from None
+        if _external_refs(schema):  # validation must never fetch anything, nor fail after the model was paid
+            raise InvalidRequest("text.format.schema may only use local $refs (#/...).", param="text.format")
         return OutputFormat(type="json_schema", name=name, schema=schema, strict=spec.get("strict"))
     raise InvalidRequest("text.format.type is text, json_object or json_schema.", param="text.format")
+
+
+def _external_refs(node: Any) -> bool:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if ref is not None and (not isinstance(ref, str) or not ref.startswith("#")):
+            return True
+        return any(_external_refs(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_external_refs(v) for v in node)
+    return False
 
 
 def generation_params(wire: ResponseCreate, fmt: OutputFormat) -> GenerationParams:
