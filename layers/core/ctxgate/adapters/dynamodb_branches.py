@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ctxgate.adapters.dynamodb_common import is_condition_failure
+from ctxgate.adapters.dynamodb_common import MAX_TRANSACTION_ITEMS, is_condition_failure
 from ctxgate.adapters.dynamodb_leases import session_pk
 from ctxgate.adapters.dynamodb_records import (
     BRANCH_REF,
@@ -68,8 +68,10 @@ class DynamoBranches(DynamoSessionStore):
             ref = {"pk": {"S": session_pk(tenant, segment.session_id)}, "sk": {"S": BRANCH_REF + branch_id}}
             actions.append({"Put": {"TableName": self.table, "Item": ref}})
         actions.extend({"Put": {"TableName": self.table, "Item": pin_item(pk, pin)}} for pin in pins)
+        if len(actions) > MAX_TRANSACTION_ITEMS:
+            raise InvalidRequest("This history has too many pins to be branched in one write.", code="branch_too_large")
         try:
-            self.ddb.transact_write_items(TransactItems=actions[:100])
+            self.ddb.transact_write_items(TransactItems=actions)
         except Exception as error:
             if is_condition_failure(error):
                 raise AppendConflict(f"session {parent.session_id} could not be branched") from error
