@@ -18,6 +18,7 @@ from ctxgate.responses.items import Item, item_id, message_items, turn_items
 from ctxgate.responses.models import OutputFormat, ResponseRecord, ResponseRequest
 from ctxgate.sessions.lineage import history, owner_of
 from ctxgate.sessions.models import SessionMeta, SessionRecord
+from ctxgate.sessions.ports import AppendConflict
 
 if TYPE_CHECKING:
     from ctxgate.auth.models import Caller
@@ -159,7 +160,10 @@ class ResponsesService:
         streaming: bool,
     ) -> ResponseStream:
         branch_id = new_id("branch")
-        self.store.fork(caller.tenant, parent, through, branch_id, now=self.clock())
+        try:
+            self.store.fork(caller.tenant, parent, through, branch_id, now=self.clock())
+        except AppendConflict:  # the history was deleted meanwhile
+            raise NotFound(f"Response {request.previous_response_id!r} not found.", code="response_not_found") from None
         try:
             opened = self._turn(caller, request, skeleton, branch_id, through, streaming)
         except BaseException:
