@@ -20,7 +20,7 @@ class ResponseCreate(BaseModel):
     """``POST /v1/responses``. Unknown fields are accepted and ignored (``include``, ``reasoning``, ...), as the
     chat route does; a field ctxgate cannot honour (a non-function tool, an image part) is a 400."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     model: str = Field(min_length=1, max_length=256)
     input: str | list[dict[str, Any]] = Field(min_length=1)
@@ -41,20 +41,20 @@ class ResponseCreate(BaseModel):
 
 
 class ConversationCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     items: list[dict[str, Any]] | None = None
     metadata: Metadata | None = None
 
 
 class ConversationUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     metadata: Metadata
 
 
 class ItemsCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     items: list[dict[str, Any]] = Field(min_length=1)
 
