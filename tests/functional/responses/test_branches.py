@@ -4,12 +4,14 @@ has its own context state, and lives and dies with its ancestors."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 from ctxgate.adapters.dynamodb_context import DynamoContextStore
 from ctxgate.adapters.dynamodb_sessions import session_pk
 from ctxgate.adapters.s3_blobs import S3BlobStore
 from ctxgate.auth.models import Caller
+from ctxgate.context.assemble import ContextBudgetExceeded
 from ctxgate.context.engine import new_pin
 from ctxgate.messages import GenerationParams, Message
 from ctxgate.responses.models import ResponseRequest
@@ -181,3 +183,19 @@ def test_a_response_record_is_committed_with_its_turns(store):
     assert responses.get(TENANT, record.id) == record
     responses.delete(TENANT, record.id)
     assert texts(store, record.session_id)[0] == "hello"
+
+
+def test_truncation_disabled_refuses_a_history_that_no_longer_fits_and_compacts_nothing(store):
+    # GIVEN a chain whose history has outgrown a small budget
+    responses = ResponsesService(chat_service(store, budget=512))
+    previous = responses.create(CALLER, request("word " * 60)).record
+    for _ in range(2):
+        previous = responses.create(CALLER, request("word " * 60, previous.id)).record
+    before = store.context(TENANT, previous.session_id).meta
+    # WHEN the next response asks for no truncation
+    disabled = replace(request("word " * 60, previous.id), truncation="disabled")
+    with pytest.raises(ContextBudgetExceeded):
+        responses.create(CALLER, disabled)
+    # THEN nothing was stored or compacted; with truncation "auto" the same request is served
+    assert store.context(TENANT, previous.session_id).meta == before
+    assert responses.create(CALLER, request("word " * 60, previous.id)).record.output_seq == before.last_seq + 2
