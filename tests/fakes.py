@@ -47,8 +47,8 @@ class MemoryStore:
             if self.leases.get((tenant, session_id), (None,))[0] == holder:
                 del self.leases[(tenant, session_id)]
 
-    def turns(self, tenant, session_id, *, after=0, limit=None):
-        rows = [t for t in self.rows.get((tenant, session_id), []) if t.seq > after]
+    def turns(self, tenant, session_id, *, after=0, limit=None, through=None):
+        rows = [t for t in self.rows.get((tenant, session_id), []) if after < t.seq <= (through or 10**10)]
         return TurnPage(turns=rows if limit is None else rows[:limit], next_after=None)
 
     def append(
@@ -64,6 +64,8 @@ class MemoryStore:
         now,
         pins=None,
         budget=None,
+        lineage=None,
+        records=None,
     ):
         with self.lock:
             if self.conflicts_to_inject:

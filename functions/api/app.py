@@ -16,13 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ctxgate.api.authentication import require_caller
 from ctxgate.api.limits import limit_body_size
 from ctxgate.api.responses import bind_request_id, client_error, server_error, with_request_id
-from ctxgate.api.routes import chat, models, openapi, runs, sessions, usage
+from ctxgate.api.routes import chat, conversations, models, openapi, responses, runs, sessions, usage
 from ctxgate.errors import CtxgateError, NotFound
 
 logger = Logger()
 app = APIGatewayHttpResolver()
 app.use(middlewares=[require_caller, limit_body_size])
-for resource in (chat, sessions, runs, models, usage, openapi):
+for resource in (chat, responses, conversations, sessions, runs, models, usage, openapi):
     app.include_router(resource.router)
 app.exception_handler(CtxgateError)(client_error)
 app.exception_handler(Exception)(server_error)

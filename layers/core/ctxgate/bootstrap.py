@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from ctxgate.context.ranking import Reranker
     from ctxgate.providers.registry import ModelRouter
     from ctxgate.quotas.service import SpendControl
+    from ctxgate.responses.conversations import ConversationService
+    from ctxgate.responses.service import ResponsesService
 
 
 def build_router(settings: Settings) -> ModelRouter:
@@ -196,6 +198,22 @@ def session_service() -> SessionService:
     return build_sessions(chat_service())
 
 
+@cache
+def responses_service() -> ResponsesService:
+    """The Responses API over the chat service (:mod:`ctxgate.responses`)."""
+    from ctxgate.responses.service import ResponsesService
+
+    return ResponsesService(chat_service())
+
+
+@cache
+def conversation_service() -> ConversationService:
+    from ctxgate.responses.conversations import ConversationService
+
+    chat = chat_service()
+    return ConversationService(chat.store, conflict_policy=chat.conflict_policy, clock=chat.clock)
+
+
 def model_router() -> ModelRouter:
     return chat_service().router
 
@@ -251,6 +269,8 @@ def reset() -> None:
     for built in (
         chat_service,
         session_service,
+        responses_service,
+        conversation_service,
         context_store,
         compaction_queue,
         agent_service,

@@ -114,3 +114,35 @@ def test_keys_are_scoped_by_tenant(api, aws):
     status, headers, _ = call(api, FakeContext(), event)
     # THEN b's request is its own: served, not refused and not a replay of a's
     assert status == 200 and "idempotent-replayed" not in headers
+
+
+def create_response(api, body: dict, key: str) -> tuple[int, dict[str, str], str]:
+    return call(api, FakeContext(), route_event("POST", "/v1/responses", body=body, headers={"idempotency-key": key}))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_repeated_responses_request_gets_the_first_response_without_a_second_turn(api, aws, stream):
+    # GIVEN a response created with an Idempotency-Key (streamed or not)
+    body = {"model": "echo", "input": "Book Lisbon.", "stream": stream}
+    first = create_response(api, body, f"resp-{stream}")
+    assert first[0] == 200 and turns(aws) == 2
+    # WHEN the request is sent again with the same key
+    again = create_response(api, body, f"resp-{stream}")
+    # THEN the first response is replayed whole (the same response id), and no second turn is stored
+    assert again[0] == 200 and again[2] == first[2] and again[1]["idempotent-replayed"] == "true"
+    assert turns(aws) == 2
+
+
+def test_a_repeated_conversation_creation_creates_one_conversation(api, aws):
+    # GIVEN a conversation created with an Idempotency-Key
+    body = {"items": [{"role": "user", "content": "Hello."}]}
+    first = call(
+        api, FakeContext(), route_event("POST", "/v1/conversations", body=body, headers={"idempotency-key": "c1"})
+    )
+    # WHEN it is sent again
+    again = call(
+        api, FakeContext(), route_event("POST", "/v1/conversations", body=body, headers={"idempotency-key": "c1"})
+    )
+    # THEN the same conversation comes back and only one was made
+    assert first[0] == again[0] == 200 and json.loads(again[2])["id"] == json.loads(first[2])["id"]
+    assert turns(aws) == 1

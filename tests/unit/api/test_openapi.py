@@ -95,21 +95,30 @@ def test_only_the_health_check_and_the_description_are_public():
 
 @pytest.mark.parametrize(
     ("route", "schema"),
-    [(("post", "/v1/chat/completions"), "ChatCompletionRequest"), (("post", "/v1/runs"), "RunRequest")],
+    [
+        (("post", "/v1/chat/completions"), "ChatCompletionRequest"),
+        (("post", "/v1/runs"), "RunRequest"),
+        (("post", "/v1/responses"), "ResponseCreate"),
+        (("post", "/v1/conversations"), "ConversationCreate"),
+        (("post", "/v1/conversations/{id}"), "ConversationUpdate"),
+        (("post", "/v1/conversations/{id}/items"), "ItemsCreate"),
+    ],
 )
 def test_request_bodies_are_the_validating_models_schemas(route, schema):
     from ctxgate.agent.models import RunRequest
     from ctxgate.api.wire.chat_completions import ChatCompletionRequest
+    from ctxgate.api.wire.responses import ConversationCreate, ConversationUpdate, ItemsCreate, ResponseCreate
 
     # GIVEN the operation's request body
     method, path = route
     body = openapi_document()["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
     # THEN it refers to the schema generated from the model, whose fields and limits it carries
     assert body == {"$ref": f"#/components/schemas/{schema}"}
-    model = {"ChatCompletionRequest": ChatCompletionRequest, "RunRequest": RunRequest}[schema]
+    models = [ChatCompletionRequest, RunRequest, ResponseCreate, ConversationCreate, ConversationUpdate, ItemsCreate]
+    model = {m.__name__: m for m in models}[schema]
     generated = openapi_document()["components"]["schemas"][schema]
     assert set(generated["properties"]) == set(model.model_fields)
-    assert generated["required"] == [n for n, f in model.model_fields.items() if f.is_required()]
+    assert generated.get("required", []) == [n for n, f in model.model_fields.items() if f.is_required()]
 
 
 def test_every_error_status_uses_the_openai_error_schema():

@@ -16,6 +16,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
+from ctxgate.adapters.dynamodb_branches import DynamoBranches
 from ctxgate.adapters.dynamodb_common import is_condition_failure, query_all
 from ctxgate.adapters.dynamodb_sessions import (
     EPOCH_PREFIX,
@@ -24,7 +25,6 @@ from ctxgate.adapters.dynamodb_sessions import (
     META,
     PIN_PREFIX,
     TURN_PREFIX,
-    DynamoSessionStore,
     lifetime_values,
     pin_item,
     session_pk,
@@ -43,7 +43,7 @@ def epoch_sk(first_seq: int) -> str:
     return f"{EPOCH_PREFIX}{first_seq:010d}"
 
 
-class DynamoContextStore(DynamoSessionStore):
+class DynamoContextStore(DynamoBranches):
     def context(self, tenant: str, session_id: str) -> StoredContext | None:
         # EPOCH# < META < PIN# < TURN#: one query below "TURN#" reads everything but the turns.
         items = query_all(

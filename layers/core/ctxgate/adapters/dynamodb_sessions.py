@@ -5,6 +5,12 @@ Single-table layout, everything namespaced by tenant::
     pk = "T#{tenant}#S#{session}"   sk = "META"              session metadata; ``last_seq`` versions appends
     pk = "T#{tenant}#S#{session}"   sk = "TURN#{seq:010d}"   one turn; the message as JSON, or ``body_key`` into S3
     pk = "T#{tenant}#S#{session}"   sk = "LEASE"             who is serving the session's current turn, until when
+    pk = "T#{tenant}#S#{session}"   sk = "XREF#R#{kind}#{id}" a record stored with the session (deleted with it)
+    pk = "T#{tenant}#S#{session}"   sk = "XREF#B#{branch}"   a branch that shares this session's turns
+    pk = "T#{tenant}#R#{kind}#{id}" sk = "RECORD"            the record itself (a response, a conversation)
+
+A branch's META carries its ``lineage`` (see :mod:`ctxgate.sessions.lineage`); deleting a session deletes its
+records and, through the XREF#B# markers, every branch that reads its turns.
 
 A session expires whole. Only META carries ``expires_at`` (moved forward by every append, in the same write),
 and no item has a DynamoDB TTL of its own, so nothing of a live session ever disappears piecemeal. META also
@@ -21,6 +27,7 @@ failed model call (which happens before the append) leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -28,11 +35,12 @@ from typing import Any
 
 from ctxgate.adapters.dynamodb_common import MAX_TRANSACTION_ITEMS, is_condition_failure, query_all, query_pages
 from ctxgate.adapters.dynamodb_leases import DynamoSessionLeases, session_pk
+from ctxgate.adapters.dynamodb_records import BRANCH_REF, RECORD, RECORD_REF, keep_alive, record_pk, record_puts
 from ctxgate.adapters.s3_layout import session_prefix, turn_body_key
 from ctxgate.aws import client
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
-from ctxgate.sessions.models import Pin, SessionMeta, Turn, TurnPage
+from ctxgate.sessions.models import Pin, Segment, SessionMeta, SessionRecord, Turn, TurnPage
 from ctxgate.sessions.ports import AppendConflict, BlobStore
 
 META = "META"
@@ -93,14 +101,16 @@ class DynamoSessionStore(DynamoSessionLeases):
             return None
         return meta
 
-    def turns(self, tenant: str, session_id: str, *, after: int = 0, limit: int | None = None) -> TurnPage:
+    def turns(
+        self, tenant: str, session_id: str, *, after: int = 0, limit: int | None = None, through: int | None = None
+    ) -> TurnPage:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
             "ExpressionAttributeValues": {
                 ":pk": {"S": session_pk(tenant, session_id)},
                 ":lo": {"S": turn_sk(after + 1)},
-                ":hi": {"S": turn_sk(10**10 - 1)},
+                ":hi": {"S": turn_sk(10**10 - 1 if through is None else through)},
             },
             "ConsistentRead": True,
         }
@@ -119,6 +129,7 @@ class DynamoSessionStore(DynamoSessionLeases):
             message=Message.model_validate_json(body),
             created_at=float(item["created_at"]["N"]),
             tokens=int(item["tokens"]["N"]),
+            deleted="deleted" in item,
         )
 
     # -- writes ------------------------------------------------------------------------------------------------
@@ -136,9 +147,12 @@ class DynamoSessionStore(DynamoSessionLeases):
         now: float,
         pins: list[Pin] | None = None,
         budget: tuple[int, int] | None = None,
+        lineage: list[Segment] | None = None,
+        records: list[SessionRecord] | None = None,
     ) -> list[Turn]:
         pins = pins or []
-        if len(messages) + len(pins) + 1 > MAX_TRANSACTION_ITEMS:
+        extra = len(lineage or ()) + 2 * len(records or ())
+        if len(messages) + len(pins) + extra + 1 > MAX_TRANSACTION_ITEMS:
             raise InvalidRequest(
                 f"At most {MAX_TRANSACTION_ITEMS - 2} new messages fit in one stateful request.",
                 code="too_many_messages",
@@ -189,6 +203,8 @@ class DynamoSessionStore(DynamoSessionLeases):
                     {":budget": {"N": str(budget[0])}, ":reserve": {"N": str(budget[1])}}
                 )
             actions.insert(0, {"Update": update})
+            actions.extend(record_puts(self.table, tenant, session_id, records or []))
+            actions.extend(keep_alive(self.table, tenant, lineage or [], expires_at))
             self.ddb.transact_write_items(TransactItems=actions)
         except Exception as error:
             for key in offloaded:
@@ -242,6 +258,19 @@ class DynamoSessionStore(DynamoSessionLeases):
         keys = self._keys(pk)
         if not keys:
             return False
+        for key in keys:  # what lives elsewhere but only through this session goes with it
+            sk = key["sk"]["S"]
+            if sk.startswith(BRANCH_REF):
+                self.delete(tenant, sk[len(BRANCH_REF) :])
+            elif sk.startswith(RECORD_REF):
+                kind, _, record_id = sk[len(RECORD_REF) :].partition("#")
+                self.ddb.delete_item(
+                    TableName=self.table, Key={"pk": {"S": record_pk(tenant, kind, record_id)}, "sk": {"S": RECORD}}
+                )
+        meta = self.get_raw(tenant, session_id)
+        for segment in meta.lineage if meta else []:
+            ref = {"pk": {"S": session_pk(tenant, segment.session_id)}, "sk": {"S": BRANCH_REF + session_id}}
+            self.ddb.delete_item(TableName=self.table, Key=ref)
         # Turns and bodies first, META last: an interrupted delete leaves a session that can be deleted again.
         keys.sort(key=lambda k: k["sk"]["S"] == META)
         self.blobs.delete_prefix(session_prefix(tenant, session_id))
@@ -353,4 +382,5 @@ def parse_meta(tenant: str, session_id: str, item: dict[str, Any]) -> SessionMet
         budget_tokens=_optional_int(item, "budget_tokens"),
         incarnation=item["incarnation"]["S"] if "incarnation" in item else "",
         output_reserve=_optional_int(item, "output_reserve"),
+        lineage=[Segment.model_validate(s) for s in json.loads(item["lineage"]["S"])] if "lineage" in item else [],
     )

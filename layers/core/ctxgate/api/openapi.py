@@ -41,8 +41,8 @@ def request_body_schemas() -> dict[str, Any]:
 
     from ctxgate.agent.models import RunRequest
     from ctxgate.api.wire.chat_completions import ChatCompletionRequest
+    from ctxgate.api.wire.responses import ConversationCreate, ConversationUpdate, ItemsCreate, ResponseCreate
 
-    _, generated = models_json_schema(
-        [(ChatCompletionRequest, "validation"), (RunRequest, "validation")], ref_template=SCHEMA_REF
-    )
+    models = [ChatCompletionRequest, RunRequest, ResponseCreate, ConversationCreate, ConversationUpdate, ItemsCreate]
+    _, generated = models_json_schema([(m, "validation") for m in models], ref_template=SCHEMA_REF)
     return dict(generated["$defs"])

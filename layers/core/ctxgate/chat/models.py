@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ctxgate.cache.keys import CacheControl
@@ -9,6 +10,10 @@ from ctxgate.cache.service import CacheLookup
 from ctxgate.context.models import ContextPlan
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
 from ctxgate.quotas.models import RateLimitState
+from ctxgate.sessions.models import SessionRecord
+
+RecordsOf = Callable[[Completion, Usage, int, str], list[SessionRecord]]
+"""(completion, usage, seq of the first stored turn, served_by) -> records committed with the turn."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,16 @@ class ChatRequest:
     deadline: float | None = None
     """Clock time by which the request must be answered (the function's own deadline); None: a default turn length
     from now. A session's lease is held no longer than this, and a request waits for it no later than it can serve."""
+    instructions: str | None = None
+    """A system prompt for this request only: it replaces the session's and is never stored (Responses API)."""
+    expected_last_seq: int | None = None
+    """Stateful only: append only if the session's newest turn is still this one, else :class:`HistoryMoved`."""
+    allow_truncation: bool = True
+    """False: a history that does not fit verbatim (eviction, summaries) is a 400 instead of being compacted."""
+    check_output: Callable[[Completion], None] | None = None
+    """Called with the model's answer before anything is stored or cached; raises to refuse it."""
+    records: RecordsOf | None = None
+    """Stateful only: records to commit atomically with the turn (e.g. the Responses API's response)."""
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from ctxgate.cache.service import CacheLookup, ResponseCache
 from ctxgate.chat.lease import single_flight
 from ctxgate.chat.models import ChatOutcome, ChatRequest
 from ctxgate.chat.streaming import ChatStream, ChatStreamHead, TurnSteps, finished, relay
+from ctxgate.context.assemble import ContextBudgetExceeded
 from ctxgate.context.engine import ContextEngine, PlannedContext, new_pin, validate_budget
 from ctxgate.context.ports import ContextStore
-from ctxgate.errors import InvalidRequest, SessionConflict
+from ctxgate.errors import CtxgateError, InvalidRequest, SessionConflict
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
 from ctxgate.providers.registry import ModelConfig, ModelRouter
 from ctxgate.providers.streaming import StreamEvent, replay
@@ -34,6 +35,14 @@ DEFAULT_TURN_SECONDS = 25.0
 is 29 s)."""
 MIN_TURN_SECONDS = 5.0
 """A request stops waiting for its session this long before its deadline: the time a turn needs to be served."""
+
+
+class HistoryMoved(CtxgateError):
+    """The session's newest turn is no longer the one the request continues (``expected_last_seq``)."""
+
+    status = 409
+    type = "conflict_error"
+    code = "history_moved"
 
 
 class ChatService:
@@ -95,6 +104,8 @@ class ChatService:
             completion, usage, served_by = yield from self._call(
                 hold, request.model, request.messages, params, [], head
             )
+        if request.check_output is not None:
+            request.check_output(completion)  # a refused answer is never cached
         self._remember(caller.tenant, lookup, completion, usage, served_by)
         return ChatOutcome(completion, usage, served_by, cache=lookup, rate_limits=hold.state)
 
@@ -187,8 +198,16 @@ class ChatService:
         tenant = caller.tenant
         now = self.clock()
         pins = [new_pin(c, now) for c in pin_contents]
+        if request.expected_last_seq is not None:
+            current = self.store.get(tenant, session_id)
+            if (current.last_seq if current else 0) != request.expected_last_seq:
+                raise HistoryMoved(f"Session {session_id} has moved past turn {request.expected_last_seq}.")
         planned = self.plan(tenant, session_id, request, new, system=system, pins=pins)
         plan = planned.plan
+        if not request.allow_truncation and (
+            plan.evicted or plan.summarised or len(plan.included) < len(planned.state.recent)
+        ):
+            raise ContextBudgetExceeded("The conversation does not fit the context budget and truncation is disabled.")
         cap = self.spend.output_cap(config.max_output_tokens, request.params.output_limit())
         meta = planned.meta
         reply_seq = (meta.last_seq if meta else 0) + len(new) + 1
@@ -216,23 +235,29 @@ class ChatService:
                     [b.message_index for b in plan.breakpoints],
                     head if streaming else None,
                 )
+        if request.check_output is not None:
+            request.check_output(completion)  # a refused answer leaves no turn behind
         stored = [*new, completion.message]
         tokens = [count_message(m) for m in stored]
         budget = None
         if request.budget_tokens is not None and (meta is None or meta.budget_tokens != request.budget_tokens):
             budget = (planned.state.budget_tokens, planned.state.output_reserve)
         now = self.clock()
+        last_seq = meta.last_seq if meta else 0
+        first_turn = meta is None or meta.last_seq == 0
         turns = self.store.append(
             tenant,
             session_id,
-            expected_last_seq=meta.last_seq if meta else 0,
+            expected_last_seq=last_seq,
             messages=stored,
             tokens=tokens,
-            system_prompt=planned.system_prompt if meta is None or meta.last_seq == 0 else None,
+            system_prompt=planned.system_prompt if first_turn and request.instructions is None else None,
             model=request.model,
             now=now,
             pins=pins,
             budget=budget,
+            lineage=meta.lineage if meta else None,
+            records=request.records(completion, usage, last_seq + 1, served_by) if request.records else None,
         )
         self.engine.request_compaction_if_due(tenant, session_id, planned, sum(tokens))
         if lookup is not None and lookup.response is None:
@@ -273,6 +298,8 @@ class ChatService:
             budget_tokens=request.budget_tokens,
             max_output_tokens=request.params.output_limit(),
             min_cacheable_tokens=config.min_cacheable_tokens(),
+            instructions=request.instructions,
+            allow_compaction=request.allow_truncation,
         )
 
     def _lookup(self, tenant: str, request: ChatRequest, messages: list[Message]) -> CacheLookup | None:

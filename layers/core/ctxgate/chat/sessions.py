@@ -15,6 +15,7 @@ from ctxgate.errors import NotFound
 from ctxgate.messages import Message
 from ctxgate.providers.registry import ModelRouter
 from ctxgate.retry import RetryPolicy, call_with_retry
+from ctxgate.sessions.lineage import history
 from ctxgate.sessions.models import Pin, SessionPage, validate_session_id
 
 
@@ -37,12 +38,13 @@ class SessionService:
         self.sleep = sleep
 
     def page(self, tenant: str, session_id: str, *, after: int, limit: int) -> SessionPage | None:
-        """The session's metadata and up to ``limit`` turns after ``after``; None if it does not exist."""
+        """The session's metadata and up to ``limit`` turns after ``after`` (a branch's shared turns included); None
+        if it does not exist."""
         validate_session_id(session_id)
         meta = self.store.get(tenant, session_id)
         if meta is None:
             return None
-        return SessionPage(meta=meta, turns=self.store.turns(tenant, session_id, after=after, limit=limit))
+        return SessionPage(meta=meta, turns=history(self.store, tenant, meta, after=after, limit=limit))
 
     def delete(self, tenant: str, session_id: str) -> bool:
         validate_session_id(session_id)

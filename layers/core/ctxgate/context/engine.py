@@ -103,12 +103,17 @@ class ContextEngine:
         budget_tokens: int | None = None,
         max_output_tokens: int | None = None,
         min_cacheable_tokens: int = 1024,
+        instructions: str | None = None,
+        allow_compaction: bool = True,
     ) -> PlannedContext:
-        """Load the session and plan the request, compacting synchronously if the history cannot fit."""
+        """Load the session and plan the request, compacting synchronously if the history cannot fit.
+
+        ``instructions`` replace the session's system prompt for this plan only; without ``allow_compaction`` a
+        history that cannot fit raises :class:`ContextBudgetExceeded` (nothing is compacted)."""
         for _ in range(3):
             loaded = self.load(tenant, session_id)
             meta = loaded.meta if loaded else None
-            system_prompt = _system_prompt(meta, system)
+            system_prompt = instructions if instructions is not None else _system_prompt(meta, system)
             if loaded is None:
                 budget = budget_tokens or self.default_budget_tokens
                 state = ContextState(system_prompt, [], [], [], 0, budget, default_output_reserve(budget))
@@ -131,6 +136,8 @@ class ContextEngine:
                 )
                 return PlannedContext(meta, state, plan, system_prompt)
             except NeedsCompaction:
+                if not allow_compaction:
+                    raise ContextBudgetExceeded("The conversation does not fit the context budget.") from None
                 # The queued compaction has not landed (or the budget shrank): compact now rather than overflow.
                 new_tokens = sum(count_message(m) for m in new) + 3
                 reserve = max(state.output_reserve, max_output_tokens or 0)

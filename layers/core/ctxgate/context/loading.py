@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ctxgate.context.assemble import ContextState, default_output_reserve
 from ctxgate.context.ports import ContextStore
+from ctxgate.sessions.lineage import history
 from ctxgate.sessions.models import SessionMeta
 from ctxgate.sessions.ports import AppendConflict
 
@@ -33,10 +34,11 @@ def load_context(store: ContextStore, tenant: str, session_id: str, default_budg
         covered = epoch.last_seq
     if covered != meta.evicted_through:
         raise AppendConflict(f"session {session_id}: summaries not yet consistent with the eviction mark")
-    page = store.turns(tenant, session_id, after=meta.evicted_through)
+    page = history(store, tenant, meta, after=meta.evicted_through)
     recent = [t for t in page.turns if t.seq <= meta.last_seq]
     if len(recent) != meta.last_seq - meta.evicted_through:
         raise AppendConflict(f"session {session_id}: history not yet consistent with seq {meta.last_seq}")
+    recent = [t for t in recent if not t.deleted]
     budget = meta.budget_tokens or default_budget_tokens
     state = ContextState(
         system_prompt=meta.system_prompt,

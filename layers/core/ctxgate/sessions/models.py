@@ -20,6 +20,28 @@ def validate_session_id(session_id: str) -> str:
     return session_id
 
 
+class Segment(BaseModel):
+    """Turns ``..through`` of a branch's history are ``session_id``'s (those after the previous segment's)."""
+
+    session_id: str
+    through: int
+
+
+class SessionRecord(BaseModel):
+    """A small document stored with a session and deleted with it (a response, a conversation's metadata), found
+    by its own id within the tenant."""
+
+    kind: str
+    id: str
+    body: str
+    """JSON."""
+
+
+class StoredRecord(BaseModel):
+    session_id: str
+    body: str
+
+
 class SessionMeta(BaseModel):
     tenant: str
     session_id: str
@@ -36,6 +58,8 @@ class SessionMeta(BaseModel):
     output_reserve: int | None = None
     incarnation: str = ""
     """Fresh for each creation of this session id: what is keyed by it never outlives a deletion."""
+    lineage: list[Segment] = []
+    """For a branch: the ancestors whose turns it shares, oldest first (see :mod:`ctxgate.sessions.lineage`)."""
 
 
 class Pin(BaseModel):
@@ -52,6 +76,8 @@ class Turn(BaseModel):
     message: Message
     created_at: float
     tokens: int
+    deleted: bool = False
+    """Removed by its owner (a deleted conversation item): it keeps its seq, but no context includes it."""
 
 
 class TurnPage(BaseModel):

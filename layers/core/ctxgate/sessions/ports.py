@@ -7,7 +7,7 @@ from typing import Protocol
 
 from ctxgate.messages import Message
 from ctxgate.retry import RetryableError
-from ctxgate.sessions.models import Pin, SessionMeta, Turn, TurnPage
+from ctxgate.sessions.models import Pin, Segment, SessionMeta, SessionRecord, StoredRecord, Turn, TurnPage
 
 
 class AppendConflict(RetryableError):
@@ -24,8 +24,11 @@ class SessionStore(Protocol):
         """The session's metadata, or None if it does not exist or has expired."""
         ...
 
-    def turns(self, tenant: str, session_id: str, *, after: int = 0, limit: int | None = None) -> TurnPage:
-        """Turns with ``seq > after`` in order; all of them when ``limit`` is None."""
+    def turns(
+        self, tenant: str, session_id: str, *, after: int = 0, limit: int | None = None, through: int | None = None
+    ) -> TurnPage:
+        """The session's own turns with ``after < seq <= through`` in order; all of them when ``limit`` is None.
+        A branch's shared turns are its ancestors' (read them with :func:`ctxgate.sessions.lineage.history`)."""
         ...
 
     def append(
@@ -41,10 +44,14 @@ class SessionStore(Protocol):
         now: float,
         pins: list[Pin] | None = None,
         budget: tuple[int, int] | None = None,
+        lineage: list[Segment] | None = None,
+        records: list[SessionRecord] | None = None,
     ) -> list[Turn]:
         """Atomically store ``messages`` as the next turns, creating the session when ``expected_last_seq`` is 0.
 
-        ``pins`` are created in the same transaction; ``budget`` sets (budget_tokens, output_reserve).
+        ``pins`` and ``records`` are created in the same transaction; ``budget`` sets (budget_tokens,
+        output_reserve); ``lineage`` (the session's own, for a branch) has the ancestors' lifetimes extended too, so
+        a history never expires under a live branch.
 
         All turns are written or none is. Raises :class:`AppendConflict` if the session's last sequence is no
         longer ``expected_last_seq`` (or it was created meanwhile).
@@ -52,7 +59,24 @@ class SessionStore(Protocol):
         ...
 
     def delete(self, tenant: str, session_id: str) -> bool:
-        """Remove every item and object of the session. False if it did not exist."""
+        """Remove every item and object of the session, its records and its branches. False if it did not exist."""
+        ...
+
+    def fork(self, tenant: str, parent: SessionMeta, through: int, branch_id: str, *, now: float) -> SessionMeta:
+        """Create ``branch_id``, sharing ``parent``'s turns ``1..through`` (not copied), with a copy of its pins and
+        budget and an empty context state of its own. Raises :class:`AppendConflict` if ``parent`` is gone."""
+        ...
+
+    def get_record(self, tenant: str, kind: str, record_id: str) -> StoredRecord | None: ...
+
+    def put_record(self, tenant: str, session_id: str, record: SessionRecord, *, create: bool) -> bool:
+        """Store ``record`` with a live session: ``create`` fails (False) if it exists, else if it does not."""
+        ...
+
+    def delete_record(self, tenant: str, kind: str, record_id: str) -> bool: ...
+
+    def replace_turn(self, tenant: str, session_id: str, seq: int, message: Message | None) -> bool:
+        """Rewrite one of the session's own turns (None: mark it deleted, out of every later context)."""
         ...
 
     def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> bool: ...
