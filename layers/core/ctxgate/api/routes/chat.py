@@ -15,7 +15,7 @@ from ctxgate.auth.models import Caller
 from ctxgate.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from ctxgate.chat.models import CacheOptions
+    from ctxgate.chat.models import CacheOptions, ChatOutcome
 
 router = APIGatewayHttpRouter()
 
@@ -44,7 +44,6 @@ def chat_completions() -> Response:
 
 
 def complete_chat() -> Response:
-    from ctxgate.api.rate_limits import rate_limit_headers
     from ctxgate.api.wire.chat_completions import completion_body, completion_stream, parse_chat_request
     from ctxgate.bootstrap import chat_service
     from ctxgate.chat.models import ChatRequest
@@ -52,23 +51,36 @@ def complete_chat() -> Response:
     event = router.current_event
     caller = caller_of(event.raw_event)
     wire = parse_chat_request(event.decoded_body or "")
-    budget = event.headers.get(BUDGET_HEADER)
     request = ChatRequest(
         model=wire.model,
         messages=wire.chat_messages(),
         params=wire.params(),
         pins=wire.pinned(),
-        budget_tokens=_int_header(budget, BUDGET_HEADER) if budget is not None else None,
+        budget_tokens=budget_tokens(),
         cache=cache_options(caller),
         deadline=request_deadline(router.lambda_context),
     )
     session_id = event.headers.get(SESSION_HEADER)
-    headers: dict[str, str] = {}
     if session_id is None:
         outcome = chat_service().stateless(caller, request)
     else:
         outcome = chat_service().stateful(caller, session_id, request)
-        headers = {SESSION_HEADER: session_id, TURN_HEADER: str(outcome.turn)}
+    headers = outcome_headers(outcome)
+    if wire.stream:
+        include_usage = bool((wire.stream_options or {}).get("include_usage"))
+        sse = completion_stream(outcome.completion, outcome.usage, wire.model, include_usage=include_usage)
+        return Response(200, "text/event-stream", sse, headers={**headers, "Cache-Control": "no-cache"})
+    return json_response(200, completion_body(outcome.completion, outcome.usage, wire.model), headers)
+
+
+def outcome_headers(outcome: ChatOutcome) -> dict[str, str]:
+    """What a served turn tells the client beside its body, whatever its wire format: the session and turn
+    (stateful), the context's input tokens, the response cache's verdict and the key's rate-limit state."""
+    from ctxgate.api.rate_limits import rate_limit_headers
+
+    headers: dict[str, str] = {}
+    if outcome.session_id is not None:
+        headers = {SESSION_HEADER: outcome.session_id, TURN_HEADER: str(outcome.turn)}
         if outcome.plan is not None:
             headers[CONTEXT_TOKENS_HEADER] = str(outcome.plan.input_tokens)
     if outcome.cache is not None:
@@ -76,11 +88,13 @@ def complete_chat() -> Response:
         if outcome.cache.similarity is not None:
             headers[SIMILARITY_HEADER] = f"{outcome.cache.similarity:.4f}"
     headers.update(rate_limit_headers(outcome.rate_limits))
-    if wire.stream:
-        include_usage = bool((wire.stream_options or {}).get("include_usage"))
-        sse = completion_stream(outcome.completion, outcome.usage, wire.model, include_usage=include_usage)
-        return Response(200, "text/event-stream", sse, headers={**headers, "Cache-Control": "no-cache"})
-    return json_response(200, completion_body(outcome.completion, outcome.usage, wire.model), headers)
+    return headers
+
+
+def budget_tokens() -> int | None:
+    """The current request's ``X-Ctxgate-Budget``, or None; a value that is not an integer is a 400."""
+    raw = router.current_event.headers.get(BUDGET_HEADER)
+    return _int_header(raw, BUDGET_HEADER) if raw is not None else None
 
 
 def cache_options(caller: Caller) -> CacheOptions:

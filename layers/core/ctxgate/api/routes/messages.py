@@ -1,0 +1,122 @@
+"""``POST /v1/messages`` and ``POST /v1/messages/count_tokens``: Anthropic's Messages API over any configured
+provider, stateless or on a server-side session (``X-Session-Id``), for the official ``anthropic`` SDK.
+
+A turn is the same :class:`~ctxgate.chat.service.ChatService` turn as a chat completion (key limits and quotas
+before any model call, the session's lease and budgeted context, the response cache, the conditional append), only
+read from and rendered to Anthropic's wire format (:mod:`ctxgate.api.wire.anthropic_messages`,
+:mod:`ctxgate.api.wire.anthropic_rendering`). Every answer of these routes, errors included, is in Anthropic's
+shape: :func:`answer_in_anthropic_shape` runs outermost for them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from ctxgate.api.idempotency import IDEMPOTENCY_HEADER, idempotent
+from ctxgate.api.identity import caller_of
+from ctxgate.api.responses import client_error, current_request_id, json_response, server_error
+from ctxgate.errors import CtxgateError
+
+router = APIGatewayHttpRouter()
+
+MESSAGES_PATH = "/v1/messages"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+ANTHROPIC_PATHS = frozenset({MESSAGES_PATH, COUNT_TOKENS_PATH})
+REQUEST_ID_HEADER = "request-id"
+"""Where Anthropic's API (and so its SDK, as ``request_id``) carries the request's id."""
+
+
+@router.post(MESSAGES_PATH)
+def create_message() -> Response:
+    """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn."""
+    event = router.current_event
+    return idempotent(
+        route=f"POST {MESSAGES_PATH}",
+        tenant=caller_of(event.raw_event).tenant,
+        key=event.headers.get(IDEMPOTENCY_HEADER),
+        body=event.decoded_body or "",
+        context=router.lambda_context,
+        execute=_create_message,
+    )
+
+
+def _create_message() -> Response:
+    from ctxgate.api.limits import request_deadline
+    from ctxgate.api.routes.chat import SESSION_HEADER, budget_tokens, cache_options, outcome_headers
+    from ctxgate.api.wire.anthropic_messages import parse_messages_request
+    from ctxgate.api.wire.anthropic_rendering import message_body, message_stream
+    from ctxgate.bootstrap import chat_service
+    from ctxgate.chat.models import ChatRequest
+
+    event = router.current_event
+    caller = caller_of(event.raw_event)
+    wire = parse_messages_request(event.decoded_body or "")
+    session_id = event.headers.get(SESSION_HEADER)
+    request = ChatRequest(
+        model=wire.model,
+        messages=wire.chat_messages(),
+        params=wire.params(),
+        pins=wire.pinned(),
+        budget_tokens=budget_tokens(),
+        cache=cache_options(caller),
+        deadline=request_deadline(router.lambda_context),
+    )
+    if session_id is None:
+        outcome = chat_service().stateless(caller, request)
+    else:
+        outcome = chat_service().stateful(caller, session_id, request)
+    headers = outcome_headers(outcome)
+    if wire.stream:
+        body = message_stream(outcome.completion, outcome.usage, wire.model)
+        return Response(200, "text/event-stream", body, headers={**headers, "Cache-Control": "no-cache"})
+    return json_response(200, message_body(outcome.completion, outcome.usage, wire.model), headers)
+
+
+@router.post(COUNT_TOKENS_PATH)
+def count_tokens() -> Response:
+    """``{"input_tokens": N}``: with ``X-Session-Id``, of the context the session's next request would send."""
+    from ctxgate.api.routes.chat import SESSION_HEADER, budget_tokens
+    from ctxgate.api.wire.anthropic_messages import parse_count_tokens_request
+    from ctxgate.bootstrap import chat_service
+    from ctxgate.chat.counting import count_input_tokens
+
+    event = router.current_event
+    wire = parse_count_tokens_request(event.decoded_body or "")
+    tokens = count_input_tokens(
+        chat_service(),
+        caller_of(event.raw_event),
+        model=wire.model,
+        messages=wire.chat_messages(),
+        tools=wire.function_tools(),
+        pins=wire.pinned(),
+        session_id=event.headers.get(SESSION_HEADER),
+        budget_tokens=budget_tokens(),
+    )
+    return json_response(200, {"input_tokens": tokens})
+
+
+def answer_in_anthropic_shape(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    """For the Messages routes only (every other route passes through untouched): any failure, from a route, the
+    idempotency layer or an inner middleware (authentication, body size), is answered in Anthropic's error shape
+    with the status and headers ctxgate's own error handling gives it; every answer carries ``request-id``."""
+    if app.current_event.path not in ANTHROPIC_PATHS:
+        return next_middleware(app)
+    from ctxgate.api.wire.anthropic_rendering import error_body
+
+    try:
+        response = next_middleware(app)
+    except CtxgateError as error:
+        response = client_error(error)
+    except Exception as error:  # the global handler would answer in OpenAI's shape; same logging, same silence
+        response = server_error(error)
+    if response.status_code >= 400 and response.content_type == "application/json":
+        body = json.loads(response.body or "{}")
+        response.body = json.dumps(error_body(response.status_code, body), separators=(",", ":"))
+    request_id = current_request_id()
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
