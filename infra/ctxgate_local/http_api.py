@@ -15,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from ctxgate.api.streaming import StreamSink, streaming_front
+
 from ctxgate_local.handlers import invoke
 from ctxgate_local.template import ACCOUNT, Function
 
@@ -121,6 +123,18 @@ def from_result(result: Any) -> LocalResponse:
     return LocalResponse(int(result["statusCode"]), headers, data)
 
 
+def streamed(response: LocalResponse, sink: StreamSink) -> LocalResponse:
+    """The handler's response, with the body a route handed to the front (:mod:`ctxgate.api.streaming`) if any."""
+    if sink.body is None:
+        return response
+    if response.status >= 300:  # the handler failed after the route had opened its stream: do not send it
+        close = getattr(sink.body, "close", None)
+        if close is not None:
+            close()
+        return response
+    return LocalResponse(response.status, response.headers, sink.body)
+
+
 class BinaryWriter(Protocol):
     def write(self, data: bytes, /) -> int | None: ...
 
@@ -138,11 +152,18 @@ def write_response(out: BinaryWriter, response: LocalResponse, server_headers: d
     if isinstance(response.body, bytes | bytearray):
         out.write(f"{head}content-length: {len(response.body)}\r\n\r\n".encode("latin-1") + response.body)
         return
-    out.write(f"{head}transfer-encoding: chunked\r\n\r\n".encode("latin-1"))
-    for chunk in response.body:
-        if chunk:  # an empty chunk would end the body early
-            out.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-    out.write(b"0\r\n\r\n")
+    try:
+        out.write(f"{head}transfer-encoding: chunked\r\n\r\n".encode("latin-1"))
+        for chunk in response.body:
+            if chunk:  # an empty chunk would end the body early
+                out.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+        out.write(b"0\r\n\r\n")
+    finally:
+        # A client that went away ends the writes: the body is closed so that its producer can finish its work
+        # (a chat stream then completes and stores the turn it paid for) and release what it holds.
+        close = getattr(response.body, "close", None)
+        if close is not None:
+            close()
 
 
 class LocalHttpServer(ThreadingHTTPServer):
@@ -201,7 +222,9 @@ def make_server(
                 if refusal is not None:
                     self._send(LocalResponse(*refusal))
                     return
-                response = from_result(invoke(route.function, event))
+                with streaming_front() as sink:
+                    result = invoke(route.function, event)
+                response = streamed(from_result(result), sink)
             except Exception:  # what API Gateway answers when the integration fails
                 self._send(LocalResponse(500, JSON_HEADERS, b'{"message":"Internal Server Error"}'))
                 raise

@@ -87,6 +87,8 @@ class Settings:
     max_budget_tokens: int
     default_output_tokens: int
     max_concurrent_runs: int
+    echo_chunk_delay_seconds: float
+    """Pause before each chunk of the ``echo`` model's stream (tests and ``ctxgate bench``); 0 in production."""
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -138,6 +140,7 @@ class Settings:
             max_budget_tokens=_int("CTXGATE_MAX_BUDGET_TOKENS", 262_144),
             default_output_tokens=_int("CTXGATE_DEFAULT_OUTPUT_TOKENS", 4096),
             max_concurrent_runs=_int("CTXGATE_MAX_CONCURRENT_RUNS", 10),
+            echo_chunk_delay_seconds=_float("CTXGATE_ECHO_CHUNK_DELAY_MS", 0.0) / 1000.0,
         )
 
 

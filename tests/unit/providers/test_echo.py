@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from ctxgate.messages import Message, ProviderRequest
 from ctxgate.providers.echo import EchoProvider
+from ctxgate.providers.streaming import Finish, TextDelta, UsageReport
 from ctxgate.tokens import count_messages, count_text
 
 
@@ -31,3 +32,17 @@ def test_echo_usage_counts_the_prompt_and_the_reply_with_the_shared_tokenizer(re
     assert completion.usage is not None
     assert completion.usage.prompt_tokens == count_messages(request_with_history.messages)
     assert completion.usage.completion_tokens == count_text(completion.message.content)
+
+
+def test_echo_streams_its_reply_word_by_word_pausing_before_each_word():
+    pauses: list[float] = []
+    provider = EchoProvider(chunk_delay=0.25, sleep=pauses.append)
+    request = ProviderRequest(upstream_model="echo", messages=[Message(role="user", content="hi you")])
+
+    events = list(provider.stream(request))
+
+    words = [e.text for e in events if isinstance(e, TextDelta)]
+    assert words == ["[echo] ", "received ", "1 ", "messages; ", "last: ", "hi ", "you"]
+    assert "".join(words) == provider.complete(request).message.text()
+    assert pauses == [0.25] * len(words)
+    assert isinstance(events[-2], UsageReport) and events[-1] == Finish("stop")

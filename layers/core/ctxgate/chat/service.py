@@ -9,18 +9,20 @@ of the request's worst case in the key's quota windows, settled to the actual us
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 from ctxgate.auth.models import Caller
 from ctxgate.cache.service import CacheLookup, ResponseCache
 from ctxgate.chat.lease import single_flight
 from ctxgate.chat.models import ChatOutcome, ChatRequest
+from ctxgate.chat.streaming import ChatStream, ChatStreamHead, TurnSteps, finished, relay
 from ctxgate.context.engine import ContextEngine, PlannedContext, new_pin, validate_budget
 from ctxgate.context.ports import ContextStore
 from ctxgate.errors import InvalidRequest, SessionConflict
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
 from ctxgate.providers.registry import ModelConfig, ModelRouter
-from ctxgate.quotas.service import SpendControl
+from ctxgate.providers.streaming import StreamEvent, replay
+from ctxgate.quotas.service import Hold, SpendControl
 from ctxgate.retry import RetryPolicy, call_with_retry
 from ctxgate.sessions.models import Pin, validate_session_id
 from ctxgate.sessions.ports import AppendConflict
@@ -62,6 +64,19 @@ class ChatService:
 
     def stateless(self, caller: Caller, request: ChatRequest) -> ChatOutcome:
         """Forward the request as it is; no session is kept (the response may be cached)."""
+        return finished(self._stateless(caller, request, streaming=False))
+
+    def stateless_stream(self, caller: Caller, request: ChatRequest) -> ChatStream:
+        """:meth:`stateless`, streamed (:mod:`ctxgate.chat.streaming`): raises what it raises, before any event."""
+        return ChatStream(self._stateless(caller, request, streaming=True))
+
+    def stateful_stream(self, caller: Caller, session_id: str, request: ChatRequest) -> ChatStream:
+        """:meth:`stateful`, streamed: the lease is held while the stream lasts and the turn is appended once the
+        upstream completed (a lost append race is not retried: the client already has the reply; it ends the
+        stream with an error and stores nothing)."""
+        return ChatStream(self._stateful(caller, session_id, request, streaming=True))
+
+    def _stateless(self, caller: Caller, request: ChatRequest, *, streaming: bool) -> TurnSteps:
         if request.budget_tokens is not None:  # no session to apply it to, but a bad value is still bad input
             validate_budget(request.budget_tokens)
         config = self._admit(caller, request)
@@ -71,13 +86,38 @@ class ChatService:
             if lookup is not None and lookup.response is not None:
                 hold.cache_hit(request.model)
                 hit = lookup.response
+                if streaming:
+                    yield ChatStreamHead(hit.served_by, cache=lookup, rate_limits=hold.state)
+                    yield from replay(hit.completion, usage=hit.usage)
                 return ChatOutcome(hit.completion, hit.usage, hit.served_by, cache=lookup, rate_limits=hold.state)
             params = _bounded(request.params, cap, caller, config)
-            completion, served = self.router.complete(request.model, request.messages, params)
-            usage = _usage(completion, request.messages)
-            hold.served(served.name, usage, served.cost_of(usage))
-        self._remember(caller.tenant, lookup, completion, usage, served.name)
-        return ChatOutcome(completion, usage, served.name, cache=lookup, rate_limits=hold.state)
+            head = (lambda served: ChatStreamHead(served, cache=lookup, rate_limits=hold.state)) if streaming else None
+            completion, usage, served_by = yield from self._call(
+                hold, request.model, request.messages, params, [], head
+            )
+        self._remember(caller.tenant, lookup, completion, usage, served_by)
+        return ChatOutcome(completion, usage, served_by, cache=lookup, rate_limits=hold.state)
+
+    def _call(
+        self,
+        hold: Hold,
+        model: str,
+        messages: list[Message],
+        params: GenerationParams,
+        cache_points: list[int],
+        head: Callable[[str], ChatStreamHead] | None,
+    ) -> Generator[ChatStreamHead | StreamEvent, None, tuple[Completion, Usage, str]]:
+        """The model call of a turn, and the settlement of its reservation. Buffered (``head`` None) it yields
+        nothing; streaming, it yields ``head(served_by)`` once the first event arrived, then every event."""
+        if head is None:
+            completion, served = self.router.complete(model, messages, params, cache_points=cache_points)
+        else:
+            upstream, served = self.router.stream(model, messages, params, cache_points=cache_points)
+            yield head(served.name)
+            completion = yield from relay(upstream, hold, served.name, served.cost_of, messages)
+        usage = _usage(completion, messages)
+        hold.served(served.name, usage, served.cost_of(usage))
+        return completion, usage, served.name
 
     def stateful(self, caller: Caller, session_id: str, request: ChatRequest) -> ChatOutcome:
         """Serve one turn of a session whose client sends only the new messages.
@@ -86,6 +126,9 @@ class ChatService:
         model call) with the project's retry helper, then :class:`SessionConflict` (409). Nothing is stored
         unless the model call succeeded.
         """
+        return finished(self._stateful(caller, session_id, request, streaming=False))
+
+    def _stateful(self, caller: Caller, session_id: str, request: ChatRequest, *, streaming: bool) -> TurnSteps:
         self.spend.admit_model(caller, request.model)
         validate_session_id(session_id)
         system, new = _split_system(request.messages)
@@ -108,8 +151,10 @@ class ChatService:
                 clock=self.clock,
                 sleep=self.sleep,
             ):
+                if streaming:
+                    return (yield from self._turn(caller, config, session_id, request, system, new, pin_contents, True))
                 return call_with_retry(
-                    lambda: self._turn(caller, config, session_id, request, system, new, pin_contents),
+                    lambda: finished(self._turn(caller, config, session_id, request, system, new, pin_contents, False)),
                     self.conflict_policy,
                     sleep=self.sleep,
                 )
@@ -137,33 +182,42 @@ class ChatService:
         system: Message | None,
         new: list[Message],
         pin_contents: list[str],
-    ) -> ChatOutcome:
+        streaming: bool,
+    ) -> TurnSteps:
         tenant = caller.tenant
         now = self.clock()
         pins = [new_pin(c, now) for c in pin_contents]
         planned = self.plan(tenant, session_id, request, new, system=system, pins=pins)
         plan = planned.plan
         cap = self.spend.output_cap(config.max_output_tokens, request.params.output_limit())
+        meta = planned.meta
+        reply_seq = (meta.last_seq if meta else 0) + len(new) + 1
         # Settled as soon as the model answered: a lost append race below retries the turn, but this call was paid.
         with self.spend.hold(caller, plan.input_tokens + cap) as hold:
             lookup = self._lookup(tenant, request, plan.messages)
+
+            def head(served_by: str) -> ChatStreamHead:
+                return ChatStreamHead(served_by, session_id, reply_seq, plan, lookup, hold.state)
+
             if lookup is not None and lookup.response is not None:
                 # A hit still becomes the session's next turn, so the conversation continues correctly.
                 hit = lookup.response
                 completion, usage, served_by = hit.completion, hit.usage, hit.served_by
                 hold.cache_hit(request.model)
+                if streaming:
+                    yield head(served_by)
+                    yield from replay(completion, usage=usage)
             else:
-                completion, served = self.router.complete(
+                completion, usage, served_by = yield from self._call(
+                    hold,
                     request.model,
                     plan.messages,
                     _bounded(request.params, cap, caller, config),
-                    cache_points=[b.message_index for b in plan.breakpoints],
+                    [b.message_index for b in plan.breakpoints],
+                    head if streaming else None,
                 )
-                usage, served_by = _usage(completion, plan.messages), served.name
-                hold.served(served_by, usage, served.cost_of(usage))
         stored = [*new, completion.message]
         tokens = [count_message(m) for m in stored]
-        meta = planned.meta
         budget = None
         if request.budget_tokens is not None and (meta is None or meta.budget_tokens != request.budget_tokens):
             budget = (planned.state.budget_tokens, planned.state.output_reserve)

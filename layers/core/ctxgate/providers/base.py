@@ -14,20 +14,28 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ctxgate.retry import RetryableError
 
 if TYPE_CHECKING:
     import httpx
+    from httpx_sse import ServerSentEvent
 
     from ctxgate.messages import Completion, Message, ProviderRequest
+    from ctxgate.providers.streaming import StreamEvent
 
 
 class Provider(Protocol):
     def complete(self, request: ProviderRequest) -> Completion:
         """Run one chat completion. Raises one of the errors below on failure."""
+        ...
+
+    def stream(self, request: ProviderRequest) -> Iterator[StreamEvent]:
+        """Run one chat completion, yielding its events as the upstream produces them
+        (:mod:`ctxgate.providers.streaming`). Raises the same errors as :meth:`complete`, before or during
+        iteration; closing the iterator early closes the upstream connection."""
         ...
 
 
@@ -153,6 +161,26 @@ class HttpProvider:
         if not isinstance(data, dict):
             raise TransientProviderError(f"{self.name} returned an unexpected body: {response.text[:200]}")
         return data
+
+    def post_stream(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Iterator[ServerSentEvent]:
+        """POST and yield the response's Server-Sent Events as they arrive (read with ``httpx-sse``).
+
+        An HTTP error status raises like :meth:`post` before any event; a transport failure or a body that is not
+        an event stream raises :class:`TransientProviderError` wherever it happens. Closing the iterator closes
+        the upstream connection (the upstream stops generating)."""
+        import httpx
+        from httpx_sse import SSEError, connect_sse
+
+        try:
+            with connect_sse(self.client, "POST", f"{self.base_url}{path}", json=body, headers=headers) as source:
+                if source.response.status_code >= 400:
+                    source.response.read()
+                    raise_for_http_status(source.response, self.name)
+                yield from source.iter_sse()
+        except httpx.TransportError as error:
+            raise TransientProviderError(f"{self.name} stream transport error: {error!r}") from error
+        except SSEError as error:
+            raise TransientProviderError(f"{self.name} did not answer with an event stream: {error}") from error
 
 
 def alternate_roles(

@@ -8,9 +8,10 @@ Converse API's pass-through to the model) is never set.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
-from ctxgate.messages import Completion, FunctionCall, Message, ProviderRequest, ToolCall, Usage
+from ctxgate.messages import Completion, FinishReason, FunctionCall, Message, ProviderRequest, ToolCall, Usage
 from ctxgate.providers.base import (
     ProviderRejected,
     ProviderUnusable,
@@ -18,6 +19,7 @@ from ctxgate.providers.base import (
     alternate_roles,
     rejection_reason,
 )
+from ctxgate.providers.streaming import Finish, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 
 TRANSIENT_CODES = frozenset(
     {
@@ -27,11 +29,12 @@ TRANSIENT_CODES = frozenset(
         "ModelNotReadyException",
         "ModelTimeoutException",
         "ServiceQuotaExceededException",
+        "ModelStreamErrorException",
     }
 )
 REJECTED_CODES = frozenset({"ValidationException", "ModelErrorException"})
 CACHE_POINT = {"cachePoint": {"type": "default"}}
-STOP_REASONS = {
+STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop",
     "stop_sequence": "stop",
     "max_tokens": "length",
@@ -123,19 +126,37 @@ def from_converse(response: dict[str, Any]) -> Completion:
         if "toolUse" in b
     ]
     raw = response.get("usage") or {}
-    usage = None
-    if raw:
-        usage = Usage(
-            prompt_tokens=raw.get("inputTokens", 0)
-            + raw.get("cacheReadInputTokens", 0)
-            + raw.get("cacheWriteInputTokens", 0),
-            completion_tokens=raw.get("outputTokens", 0),
-            cached_tokens=raw.get("cacheReadInputTokens", 0),
-        )
+    usage = _usage(raw) if raw else None
     message = Message(role="assistant", content=text or (None if calls else ""), tool_calls=calls or None)
     return Completion(
         message=message, finish_reason=STOP_REASONS.get(response.get("stopReason", ""), "stop"), usage=usage
     )
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    return Usage(
+        prompt_tokens=raw.get("inputTokens", 0)
+        + raw.get("cacheReadInputTokens", 0)
+        + raw.get("cacheWriteInputTokens", 0),
+        completion_tokens=raw.get("outputTokens", 0),
+        cached_tokens=raw.get("cacheReadInputTokens", 0),
+    )
+
+
+def _provider_error(error: Exception) -> Exception:
+    """A botocore failure in the provider error taxonomy (an ``EventStreamError`` mid-stream is a ClientError)."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(error, ClientError):
+        return TransientProviderError(f"bedrock transport error: {error!r}")
+    code = error.response.get("Error", {}).get("Code", "")
+    code = code[:1].upper() + code[1:]  # exception events mid-stream name their type in camelCase
+    message = f"bedrock {code}: {error.response.get('Error', {}).get('Message', '')}"
+    if code in TRANSIENT_CODES:
+        return TransientProviderError(message)
+    if code in REJECTED_CODES:
+        return ProviderRejected(message, reason=rejection_reason(message))
+    return ProviderUnusable(message)
 
 
 class BedrockProvider:
@@ -159,14 +180,52 @@ class BedrockProvider:
 
         try:
             response = self.client.converse(**to_converse(request))
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            message = f"bedrock {code}: {error.response.get('Error', {}).get('Message', '')}"
-            if code in TRANSIENT_CODES:
-                raise TransientProviderError(message) from error
-            if code in REJECTED_CODES:
-                raise ProviderRejected(message, reason=rejection_reason(message)) from error
-            raise ProviderUnusable(message) from error
-        except (ReadTimeoutError, ConnectionError) as error:
-            raise TransientProviderError(f"bedrock transport error: {error!r}") from error
+        except (ClientError, ReadTimeoutError, ConnectionError) as error:
+            raise _provider_error(error) from error
         return from_converse(response)
+
+    def stream(self, request: ProviderRequest) -> Iterator[StreamEvent]:
+        """``ConverseStream``: botocore's event stream decoded event by event (``contentBlockStart/Delta``,
+        ``messageStop``, ``metadata``). A ``toolUse`` block becomes tool call ``n`` (its ordinal among the tool
+        blocks), its ``input`` fragments the call's arguments. An exception event mid-stream raises like
+        :meth:`complete`; a stream without ``messageStop`` raises :class:`TransientProviderError`. Closing the
+        iterator closes the event stream."""
+        from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+
+        failures = (ClientError, ReadTimeoutError, ConnectionError)
+        try:
+            events = self.client.converse_stream(**to_converse(request))["stream"]
+        except failures as error:
+            raise _provider_error(error) from error
+        tool_index: dict[int, int] = {}
+        stop: FinishReason | None = None
+        try:
+            for event in events:
+                if "contentBlockStart" in event:
+                    started = event["contentBlockStart"]
+                    tool = (started.get("start") or {}).get("toolUse")
+                    if tool is not None:
+                        ordinal = tool_index.setdefault(started.get("contentBlockIndex", 0), len(tool_index))
+                        yield ToolCallDelta(ordinal, tool.get("toolUseId"), tool.get("name"))
+                elif "contentBlockDelta" in event:
+                    block = event["contentBlockDelta"]
+                    delta = block.get("delta") or {}
+                    if delta.get("text"):
+                        yield TextDelta(delta["text"])
+                    elif "toolUse" in delta and (delta["toolUse"] or {}).get("input"):
+                        ordinal = tool_index.get(block.get("contentBlockIndex", 0))
+                        if ordinal is not None:
+                            yield ToolCallDelta(ordinal, arguments=delta["toolUse"]["input"])
+                elif "messageStop" in event:
+                    stop = STOP_REASONS.get(event["messageStop"].get("stopReason", ""), "stop")
+                elif "metadata" in event and event["metadata"].get("usage"):
+                    yield UsageReport(_usage(event["metadata"]["usage"]))
+        except failures as error:
+            raise _provider_error(error) from error
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+        if stop is None:
+            raise TransientProviderError("bedrock stream ended without messageStop")
+        yield Finish(stop)

@@ -8,11 +8,14 @@ expose (``store``, ``service_tier``, ``audio``, ``web_search_options``, ...).
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
-from ctxgate.messages import Completion, Message, ProviderRequest, Usage
+from ctxgate.messages import Completion, FinishReason, Message, ProviderRequest, Usage
 from ctxgate.providers.base import HttpProvider, ProviderRejected, TransientProviderError
+from ctxgate.providers.streaming import Finish, StreamEvent, TextDelta, ToolCallDelta, UsageReport
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 NAMED_PARAMETERS = ("temperature", "top_p", "max_tokens", "stop", "seed", "tool_choice", "response_format")
@@ -69,29 +72,70 @@ class OpenAIProvider(HttpProvider):
             logger.info("request fields not forwarded to openai", extra={"fields": dropped})
         return body
 
-    def complete(self, request: ProviderRequest) -> Completion:
+    def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json"}
         key = self.api_key
         if key:
             headers["authorization"] = f"Bearer {key}"
-        data = self.post("/chat/completions", self.payload(request), headers)
+        return headers
+
+    def complete(self, request: ProviderRequest) -> Completion:
+        data = self.post("/chat/completions", self.payload(request), self._headers())
         try:
             choice = data["choices"][0]
             message = Message.model_validate({**choice["message"], "role": "assistant"})
         except (KeyError, IndexError, TypeError, ValueError) as error:
             raise TransientProviderError(f"openai returned an unreadable body: {str(data)[:200]}") from error
-        usage = None
-        if isinstance(data.get("usage"), dict):
-            raw = data["usage"]
-            cached = (raw.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-            usage = Usage(
-                prompt_tokens=raw.get("prompt_tokens", 0),
-                completion_tokens=raw.get("completion_tokens", 0),
-                cached_tokens=cached,
-            )
-        finish = choice.get("finish_reason") or "stop"
-        if finish not in ("stop", "length", "tool_calls", "content_filter"):
-            finish = "stop"
         if message.content is None and not message.tool_calls:
             raise ProviderRejected("openai returned an empty message")
-        return Completion(message=message, finish_reason=finish, usage=usage)
+        return Completion(message=message, finish_reason=_finish(choice.get("finish_reason")), usage=_usage(data))
+
+    def stream(self, request: ProviderRequest) -> Iterator[StreamEvent]:
+        """``stream: true`` with ``stream_options.include_usage``: each chunk's content and tool-call deltas as
+        they arrive, then the usage chunk, then :class:`Finish`. A stream that ends without ``data: [DONE]`` (or
+        carries an ``error`` object) was cut off and raises :class:`TransientProviderError`."""
+        body = {**self.payload(request), "stream": True, "stream_options": {"include_usage": True}}
+        finish: FinishReason | None = None
+        for sse in self.post_stream("/chat/completions", body, self._headers()):
+            if sse.data.strip() == "[DONE]":
+                yield Finish(finish or "stop")
+                return
+            try:
+                chunk = json.loads(sse.data)
+            except ValueError as error:
+                raise TransientProviderError(f"openai sent an unreadable chunk: {sse.data[:200]}") from error
+            if not isinstance(chunk, dict) or "error" in chunk:
+                raise TransientProviderError(f"openai stream failed: {str(chunk)[:300]}")
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    yield TextDelta(delta["content"])
+                for call in delta.get("tool_calls") or ():
+                    function = call.get("function") or {}
+                    yield ToolCallDelta(
+                        index=int(call.get("index", 0)),
+                        id=call.get("id"),
+                        name=function.get("name"),
+                        arguments=function.get("arguments") or "",
+                    )
+                if choice.get("finish_reason"):
+                    finish = _finish(choice["finish_reason"])
+            usage = _usage(chunk)
+            if usage is not None:
+                yield UsageReport(usage)
+        raise TransientProviderError("openai stream ended without [DONE]")
+
+
+def _finish(value: str | None) -> FinishReason:
+    return value if value in ("stop", "length", "tool_calls", "content_filter") else "stop"  # type: ignore[return-value]
+
+
+def _usage(data: dict[str, Any]) -> Usage | None:
+    raw = data.get("usage")
+    if not isinstance(raw, dict):
+        return None
+    return Usage(
+        prompt_tokens=raw.get("prompt_tokens", 0),
+        completion_tokens=raw.get("completion_tokens", 0),
+        cached_tokens=(raw.get("prompt_tokens_details") or {}).get("cached_tokens") or 0,
+    )

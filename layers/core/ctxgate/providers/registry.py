@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -16,9 +16,11 @@ from ctxgate.errors import ProviderFailure, UnknownModel, UpstreamRejected
 from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequest, Usage
 from ctxgate.providers.base import ApiKey, Provider, ProviderRejected, ProviderUnusable, TransientProviderError
 from ctxgate.providers.secrets import SecretRef, SecretsReader
+from ctxgate.providers.streaming import StreamEvent
 from ctxgate.retry import RetryableError, RetryPolicy, call_with_retry
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class ModelPrice(BaseModel):
@@ -142,8 +144,9 @@ def build_provider(config: ModelConfig, timeout: float, *, secrets: SecretsReade
     api_key = api_key_of(config, secrets)
     if config.provider == "echo":
         from ctxgate.providers.echo import EchoProvider
+        from ctxgate.settings import get_settings
 
-        return EchoProvider()
+        return EchoProvider(chunk_delay=get_settings().echo_chunk_delay_seconds)
     if config.provider == "openai":
         from ctxgate.providers.openai import OpenAIProvider
 
@@ -204,6 +207,26 @@ class ModelRouter:
         :class:`ProviderFailure` (502/503) when every candidate failed; neither carries upstream text (it is
         logged).
         """
+        return self._serve(model, messages, params, cache_points, lambda provider, request: provider.complete(request))
+
+    def stream(
+        self, model: str, messages: list[Message], params: GenerationParams, *, cache_points: list[int] | None = None
+    ) -> tuple[Iterator[StreamEvent], ModelConfig]:
+        """Open a stream: the events (the first one already received) and the configuration serving them.
+
+        Retries and fallbacks apply exactly as in :meth:`complete`, but only until a candidate produced its first
+        event: after that the client has bytes, so a failure is raised by the returned iterator (a provider error
+        of :mod:`ctxgate.providers.base`, not retried). Raises like :meth:`complete` before the first event."""
+        return self._serve(model, messages, params, cache_points, _opened)
+
+    def _serve(
+        self,
+        model: str,
+        messages: list[Message],
+        params: GenerationParams,
+        cache_points: list[int] | None,
+        call: Callable[[Provider, ProviderRequest], T],
+    ) -> tuple[T, ModelConfig]:
         primary = self.resolve(model)
         candidates = [primary, *(self.models[f] for f in primary.fallbacks)]
         failures: list[str] = []
@@ -215,8 +238,8 @@ class ModelRouter:
             )
             try:
                 retry_kwargs = {"sleep": self._sleep} if self._sleep is not None else {}
-                completion = call_with_retry(lambda p=provider, r=request: p.complete(r), self.policy, **retry_kwargs)
-                return completion, config
+                result = call_with_retry(lambda p=provider, r=request: call(p, r), self.policy, **retry_kwargs)
+                return result, config
             except ProviderRejected as error:
                 # The upstream's text stays in the logs: it can name internal hosts and echo the prompt.
                 logger.warning("model rejected the request", extra={"model": config.name, "error": str(error)})
@@ -233,6 +256,23 @@ class ModelRouter:
             + (" (temporarily; retry later)." if transient_only else "."),
             unavailable=transient_only,
         )
+
+
+def _opened(provider: Provider, request: ProviderRequest) -> Iterator[StreamEvent]:
+    """The provider's stream with its first event received (so a failure to start is retried like a failed
+    ``complete``), chained back in front of the rest."""
+    events = iter(provider.stream(request))
+    try:
+        first = next(events)
+    except StopIteration:
+        raise TransientProviderError("the upstream stream ended before its first event") from None
+    return _resumed(first, events)
+
+
+def _resumed(first: StreamEvent, rest: Iterator[StreamEvent]) -> Iterator[StreamEvent]:
+    # A generator (not itertools.chain) so that closing it closes the provider's stream and its connection.
+    yield first
+    yield from rest
 
 
 __all__ = ["ModelConfig", "ModelPrice", "ModelRouter", "ModelsFile", "TransientProviderError", "load_models"]

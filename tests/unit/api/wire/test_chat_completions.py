@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from ctxgate.api.wire.chat_completions import completion_stream, parse_chat_request
+from ctxgate.api.wire.chat_completions import completion_chunks, parse_chat_request
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Completion, Message, Usage
+from ctxgate.providers.streaming import Finish, StreamFailed, TextDelta, ToolCallDelta, replay
 
 
 def body(**fields) -> str:
@@ -60,14 +61,39 @@ def test_stop_string_becomes_a_list_and_max_completion_tokens_is_the_output_limi
     assert params.output_limit() == 50
 
 
-def test_stream_is_sse_chunks_ending_in_done():
-    completion = Completion(message=Message(role="assistant", content="x" * 150), finish_reason="stop")
-    sse = completion_stream(completion, Usage(prompt_tokens=3, completion_tokens=4), "echo", include_usage=True)
-    events = [e for e in sse.split("\n\n") if e]
-    assert events[-1] == "data: [DONE]"
-    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
-    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]) == "x" * 150
+def rendered(events, *, include_usage: bool = True, usage: Usage | None = None) -> list[bytes]:
+    return list(completion_chunks(events, "echo", include_usage=include_usage, final_usage=lambda: usage))
+
+
+def test_stream_is_one_sse_chunk_per_event_ending_in_usage_and_done():
+    completion = Completion(message=Message(role="assistant", content="one two three"), finish_reason="stop")
+    body = rendered(replay(completion), usage=Usage(prompt_tokens=3, completion_tokens=4))
+    assert body[-1] == b"data: [DONE]\n\n"
+    chunks = [json.loads(e.decode().removeprefix("data: ")) for e in body[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "echo" for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert [c["choices"][0]["delta"].get("content") for c in chunks[1:4]] == ["one ", "two ", "three"]
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["usage"]["total_tokens"] == 7
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["total_tokens"] == 7
+
+
+def test_tool_call_deltas_carry_id_type_and_name_only_on_their_first_chunk():
+    body = rendered([ToolCallDelta(0, "call_1", "weather"), ToolCallDelta(0, arguments="{}"), Finish("tool_calls")])
+    deltas = [json.loads(e.decode().removeprefix("data: "))["choices"][0]["delta"] for e in body[1:3]]
+    assert deltas == [
+        {
+            "tool_calls": [
+                {"index": 0, "id": "call_1", "type": "function", "function": {"arguments": "", "name": "weather"}}
+            ]
+        },
+        {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+    ]
+
+
+def test_a_failure_event_ends_the_body_with_an_error_object_and_no_done():
+    body = rendered([TextDelta("Hel"), StreamFailed("interrupted", code="stream_failed")])
+    assert json.loads(body[-1].decode().removeprefix("data: ")) == {
+        "error": {"message": "interrupted", "type": "api_error", "code": "stream_failed"}
+    }
+    assert b"data: [DONE]\n\n" not in body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.event_handler import Response
@@ -15,7 +17,9 @@ from ctxgate.auth.models import Caller
 from ctxgate.errors import InvalidRequest
 
 if TYPE_CHECKING:
-    from ctxgate.chat.models import CacheOptions, ChatOutcome
+    from ctxgate.api.wire.chat_completions import ChatCompletionRequest
+    from ctxgate.chat.models import CacheOptions, ChatOutcome, ChatRequest
+    from ctxgate.chat.streaming import ChatStream, ChatStreamHead
 
 router = APIGatewayHttpRouter()
 
@@ -31,20 +35,25 @@ THRESHOLD_HEADER = "X-Ctxgate-Cache-Threshold"
 
 @router.post("/v1/chat/completions")
 def chat_completions() -> Response:
-    """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn."""
+    """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn (a
+    streamed response is then sent whole, even by a streaming front: it is stored before it can be replayed)."""
+    from ctxgate.api.streaming import buffered
+
     event = router.current_event
-    return idempotent(
-        route="POST /v1/chat/completions",
-        tenant=caller_of(event.raw_event).tenant,
-        key=event.headers.get(IDEMPOTENCY_HEADER),
-        body=event.decoded_body or "",
-        context=router.lambda_context,
-        execute=complete_chat,
-    )
+    key = event.headers.get(IDEMPOTENCY_HEADER)
+    with buffered() if key is not None else nullcontext():
+        return idempotent(
+            route="POST /v1/chat/completions",
+            tenant=caller_of(event.raw_event).tenant,
+            key=key,
+            body=event.decoded_body or "",
+            context=router.lambda_context,
+            execute=complete_chat,
+        )
 
 
 def complete_chat() -> Response:
-    from ctxgate.api.wire.chat_completions import completion_body, completion_stream, parse_chat_request
+    from ctxgate.api.wire.chat_completions import completion_body, parse_chat_request
     from ctxgate.bootstrap import chat_service
     from ctxgate.chat.models import ChatRequest
 
@@ -61,33 +70,59 @@ def complete_chat() -> Response:
         deadline=request_deadline(router.lambda_context),
     )
     session_id = event.headers.get(SESSION_HEADER)
+    if wire.stream:
+        return stream_chat(caller, session_id, request, wire)
     if session_id is None:
         outcome = chat_service().stateless(caller, request)
     else:
         outcome = chat_service().stateful(caller, session_id, request)
-    headers = outcome_headers(outcome)
-    if wire.stream:
-        include_usage = bool((wire.stream_options or {}).get("include_usage"))
-        sse = completion_stream(outcome.completion, outcome.usage, wire.model, include_usage=include_usage)
-        return Response(200, "text/event-stream", sse, headers={**headers, "Cache-Control": "no-cache"})
-    return json_response(200, completion_body(outcome.completion, outcome.usage, wire.model), headers)
+    body = completion_body(outcome.completion, outcome.usage, wire.model)
+    return json_response(200, body, turn_headers(outcome))
 
 
-def outcome_headers(outcome: ChatOutcome) -> dict[str, str]:
-    """What a served turn tells the client beside its body, whatever its wire format: the session and turn
-    (stateful), the context's input tokens, the response cache's verdict and the key's rate-limit state."""
+def stream_chat(caller: Caller, session_id: str | None, request: ChatRequest, wire: ChatCompletionRequest) -> Response:
+    """``stream: true``: chunks as the model produces them (:mod:`ctxgate.api.streaming` says who receives them).
+    Opening the stream raises every refusal before the first byte, so errors keep their JSON status responses."""
+    from ctxgate.api.streaming import event_stream_response
+    from ctxgate.api.wire.chat_completions import completion_chunks
+    from ctxgate.bootstrap import chat_service
+
+    service = chat_service()
+    if session_id is None:
+        stream = service.stateless_stream(caller, request)
+    else:
+        stream = service.stateful_stream(caller, session_id, request)
+    chunks = completion_chunks(
+        stream,
+        wire.model,
+        include_usage=bool((wire.stream_options or {}).get("include_usage")),
+        final_usage=lambda: stream.outcome.usage if stream.outcome is not None else None,
+    )
+    return event_stream_response(_closing(chunks, stream), turn_headers(stream.head))
+
+
+def _closing(chunks: Iterator[bytes], stream: ChatStream) -> Iterator[bytes]:
+    # Closed early (the client left), the stream still finishes and stores the turn it has paid for.
+    try:
+        yield from chunks
+    finally:
+        stream.close()
+
+
+def turn_headers(turn: ChatOutcome | ChatStreamHead) -> dict[str, str]:
+    """The session, turn, context, cache and rate-limit headers of a turn (its outcome, or a stream's head)."""
     from ctxgate.api.rate_limits import rate_limit_headers
 
     headers: dict[str, str] = {}
-    if outcome.session_id is not None:
-        headers = {SESSION_HEADER: outcome.session_id, TURN_HEADER: str(outcome.turn)}
-        if outcome.plan is not None:
-            headers[CONTEXT_TOKENS_HEADER] = str(outcome.plan.input_tokens)
-    if outcome.cache is not None:
-        headers[CACHE_HEADER] = outcome.cache.status
-        if outcome.cache.similarity is not None:
-            headers[SIMILARITY_HEADER] = f"{outcome.cache.similarity:.4f}"
-    headers.update(rate_limit_headers(outcome.rate_limits))
+    if turn.session_id is not None:
+        headers = {SESSION_HEADER: turn.session_id, TURN_HEADER: str(turn.turn)}
+        if turn.plan is not None:
+            headers[CONTEXT_TOKENS_HEADER] = str(turn.plan.input_tokens)
+    if turn.cache is not None:
+        headers[CACHE_HEADER] = turn.cache.status
+        if turn.cache.similarity is not None:
+            headers[SIMILARITY_HEADER] = f"{turn.cache.similarity:.4f}"
+    headers.update(rate_limit_headers(turn.rate_limits))
     return headers
 
 

@@ -46,7 +46,7 @@ def create_message() -> Response:
 
 def _create_message() -> Response:
     from ctxgate.api.limits import request_deadline
-    from ctxgate.api.routes.chat import SESSION_HEADER, budget_tokens, cache_options, outcome_headers
+    from ctxgate.api.routes.chat import SESSION_HEADER, budget_tokens, cache_options, turn_headers
     from ctxgate.api.wire.anthropic_messages import parse_messages_request
     from ctxgate.api.wire.anthropic_rendering import message_body, message_stream
     from ctxgate.bootstrap import chat_service
@@ -69,7 +69,7 @@ def _create_message() -> Response:
         outcome = chat_service().stateless(caller, request)
     else:
         outcome = chat_service().stateful(caller, session_id, request)
-    headers = outcome_headers(outcome)
+    headers = turn_headers(outcome)
     if wire.stream:
         body = message_stream(outcome.completion, outcome.usage, wire.model)
         return Response(200, "text/event-stream", body, headers={**headers, "Cache-Control": "no-cache"})

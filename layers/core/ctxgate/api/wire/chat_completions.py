@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Completion, GenerationParams, Message, Usage
+from ctxgate.providers.streaming import Finish, StreamEvent, StreamFailed, TextDelta, ToolCallDelta
 
 
 class WireMessage(Message):
@@ -103,27 +105,50 @@ def completion_body(completion: Completion, usage: Usage, model: str) -> dict[st
     }
 
 
-def completion_stream(completion: Completion, usage: Usage, model: str, *, include_usage: bool) -> str:
-    """A buffered Server-Sent Events body of ``chat.completion.chunk`` events ending in ``data: [DONE]``."""
-    base = {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-    }
-    chunks: list[dict[str, Any]] = []
+def completion_chunks(
+    events: Iterable[StreamEvent], model: str, *, include_usage: bool, final_usage: Callable[[], Usage | None]
+) -> Iterator[bytes]:
+    """Server-Sent Events of ``chat.completion.chunk`` objects, one event per stream event, as they come.
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> None:
-        chunks.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
+    The first chunk carries the role; text and tool-call deltas follow as they arrive; :class:`Finish` becomes the
+    chunk with ``finish_reason``; with ``include_usage`` a last chunk with empty ``choices`` carries the usage
+    (``final_usage()``, read once the events are exhausted: the turn's counted usage when the upstream gave none);
+    then ``data: [DONE]``. A :class:`StreamFailed` becomes ``data: {"error": {...}}`` (which the openai SDK raises
+    as ``APIError``) and ends the body without ``[DONE]``."""
+    head = json.dumps(
+        {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        },
+        separators=(",", ":"),
+    )[:-1]  # the shared fields, left open so that each chunk appends its own
 
-    chunk({"role": "assistant", "content": ""})
-    text = completion.message.text()
-    for start in range(0, len(text), 64):
-        chunk({"content": text[start : start + 64]})
-    for index, call in enumerate(completion.message.tool_calls or ()):
-        chunk({"tool_calls": [{"index": index, **call.model_dump()}]})
-    chunk({}, completion.finish_reason)
-    if include_usage:
-        chunks.append({**base, "choices": [], "usage": _usage_body(usage)})
-    events = [f"data: {json.dumps(c, separators=(',', ':'))}\n\n" for c in chunks]
-    return "".join(events) + "data: [DONE]\n\n"
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return f"data: {head},{json.dumps({'choices': [choice]}, separators=(',', ':'))[1:]}\n\n".encode()
+
+    yield chunk({"role": "assistant", "content": ""})
+    for event in events:
+        if isinstance(event, TextDelta):
+            yield chunk({"content": event.text})
+        elif isinstance(event, ToolCallDelta):
+            call: dict[str, Any] = {"index": event.index}
+            if event.id is not None:
+                call.update(id=event.id, type="function")
+            function = {"arguments": event.arguments}
+            if event.name is not None:
+                function["name"] = event.name
+            yield chunk({"tool_calls": [{**call, "function": function}]})
+        elif isinstance(event, Finish):
+            yield chunk({}, event.reason)
+        elif isinstance(event, StreamFailed):
+            error = {"message": event.message, "type": event.type, "code": event.code}
+            yield f"data: {json.dumps({'error': error}, separators=(',', ':'))}\n\n".encode()
+            return
+    usage = final_usage() if include_usage else None
+    if usage is not None:
+        body = json.dumps({"choices": [], "usage": _usage_body(usage)}, separators=(",", ":"))[1:]
+        yield f"data: {head},{body}\n\n".encode()
+    yield b"data: [DONE]\n\n"
