@@ -9,8 +9,9 @@ import json
 import anthropic
 import httpx2
 import pytest
-from ctxgate.api.wire.anthropic_rendering import MessageEvents, error_body, message_body, message_stream
+from ctxgate.api.wire.anthropic_rendering import MessageEvents, error_body, message_body, message_event_stream
 from ctxgate.messages import Completion, FunctionCall, Message, ToolCall, Usage
+from ctxgate.providers.streaming import StreamFailed, TextDelta, replay
 
 USAGE = Usage(prompt_tokens=120, completion_tokens=30, cached_tokens=100)
 CALL = ToolCall(id="toolu_1", function=FunctionCall(name="get_weather", arguments='{"city": "Lisbon"}'))
@@ -25,6 +26,11 @@ def sdk(status: int, content_type: str, body: str) -> anthropic.Anthropic:
     # The SDK (2.x) runs on httpx2, httpx's successor; its MockTransport answers in memory.
     http = httpx2.Client(transport=httpx2.MockTransport(answer))
     return anthropic.Anthropic(api_key="k", base_url="http://gateway.test", http_client=http, max_retries=0)
+
+
+def rendered(events, usage: Usage = USAGE) -> str:
+    """The event stream of ``events`` (the turn's final usage ``usage``)."""
+    return b"".join(message_event_stream(events, "echo", input_usage=usage, final_usage=lambda: usage)).decode()
 
 
 def ask(client: anthropic.Anthropic, **extra) -> object:
@@ -77,7 +83,7 @@ def test_the_event_stream_rebuilds_the_same_message_in_the_sdks_stream_helper():
     completion = Completion(
         message=Message(role="assistant", content=text, tool_calls=[CALL]), finish_reason="tool_calls"
     )
-    client = sdk(200, "text/event-stream", message_stream(completion, USAGE, "echo"))
+    client = sdk(200, "text/event-stream", rendered(replay(completion)))
     # WHEN the SDK's messages.stream() reads it
     with client.messages.stream(model="echo", max_tokens=64, messages=[{"role": "user", "content": "hi"}]) as stream:
         streamed_text = "".join(stream.text_stream)
@@ -91,7 +97,7 @@ def test_the_event_stream_rebuilds_the_same_message_in_the_sdks_stream_helper():
 
 def test_the_raw_event_sequence_follows_anthropics_order():
     completion = Completion(message=Message(role="assistant", content="Hi", tool_calls=[CALL]))
-    events = list(ask(sdk(200, "text/event-stream", message_stream(completion, USAGE, "m")), stream=True))
+    events = list(ask(sdk(200, "text/event-stream", rendered(replay(completion))), stream=True))
     assert [(e.type, getattr(e, "index", None)) for e in events] == [
         ("message_start", None),
         ("content_block_start", 0),
@@ -104,6 +110,23 @@ def test_the_raw_event_sequence_follows_anthropics_order():
         ("message_stop", None),
     ]
     assert events[0].message.content == [] and events[0].message.stop_reason is None
+
+
+def test_a_failure_after_the_first_byte_ends_the_stream_with_an_error_event_the_sdk_raises():
+    # GIVEN a stream that delivered some text, then failed
+    failure = StreamFailed("The model's stream was interrupted.", code="stream_failed", status=502)
+    body = rendered([TextDelta("Partial "), failure])
+    # WHEN the SDK reads it THEN it raises with Anthropic's error type, after the text it got
+    assert body.rstrip().endswith('"code":"stream_failed"}}') and "event: message_stop" not in body
+    received: list[str] = []
+    with (
+        pytest.raises(anthropic.APIStatusError) as caught,
+        sdk(200, "text/event-stream", body).messages.stream(
+            model="echo", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        ) as stream,
+    ):
+        received.extend(stream.text_stream)
+    assert received == ["Partial "] and caught.value.type == "api_error"
 
 
 def test_interleaved_pieces_open_a_new_block_each_time_the_kind_changes():

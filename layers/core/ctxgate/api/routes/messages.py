@@ -11,6 +11,9 @@ shape: :func:`answer_in_anthropic_shape` runs outermost for them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -20,6 +23,11 @@ from ctxgate.api.idempotency import IDEMPOTENCY_HEADER, idempotent
 from ctxgate.api.identity import caller_of
 from ctxgate.api.responses import client_error, current_request_id, json_response, server_error
 from ctxgate.errors import CtxgateError
+
+if TYPE_CHECKING:
+    from ctxgate.auth.models import Caller
+    from ctxgate.chat.models import ChatRequest
+    from ctxgate.chat.streaming import ChatStream
 
 router = APIGatewayHttpRouter()
 
@@ -33,22 +41,26 @@ REQUEST_ID_HEADER = "request-id"
 @router.post(MESSAGES_PATH)
 def create_message() -> Response:
     """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn."""
+    from ctxgate.api.streaming import buffered
+
     event = router.current_event
-    return idempotent(
-        route=f"POST {MESSAGES_PATH}",
-        tenant=caller_of(event.raw_event).tenant,
-        key=event.headers.get(IDEMPOTENCY_HEADER),
-        body=event.decoded_body or "",
-        context=router.lambda_context,
-        execute=_create_message,
-    )
+    key = event.headers.get(IDEMPOTENCY_HEADER)
+    with buffered() if key is not None else nullcontext():  # a stored response must be whole to be replayed
+        return idempotent(
+            route=f"POST {MESSAGES_PATH}",
+            tenant=caller_of(event.raw_event).tenant,
+            key=key,
+            body=event.decoded_body or "",
+            context=router.lambda_context,
+            execute=_create_message,
+        )
 
 
 def _create_message() -> Response:
     from ctxgate.api.limits import request_deadline
     from ctxgate.api.routes.chat import SESSION_HEADER, budget_tokens, cache_options, turn_headers
     from ctxgate.api.wire.anthropic_messages import parse_messages_request
-    from ctxgate.api.wire.anthropic_rendering import message_body, message_stream
+    from ctxgate.api.wire.anthropic_rendering import message_body
     from ctxgate.bootstrap import chat_service
     from ctxgate.chat.models import ChatRequest
 
@@ -65,15 +77,48 @@ def _create_message() -> Response:
         cache=cache_options(caller),
         deadline=request_deadline(router.lambda_context),
     )
+    if wire.stream:
+        return _stream_message(caller, session_id, request)
     if session_id is None:
         outcome = chat_service().stateless(caller, request)
     else:
         outcome = chat_service().stateful(caller, session_id, request)
-    headers = turn_headers(outcome)
-    if wire.stream:
-        body = message_stream(outcome.completion, outcome.usage, wire.model)
-        return Response(200, "text/event-stream", body, headers={**headers, "Cache-Control": "no-cache"})
-    return json_response(200, message_body(outcome.completion, outcome.usage, wire.model), headers)
+    return json_response(200, message_body(outcome.completion, outcome.usage, wire.model), turn_headers(outcome))
+
+
+def _stream_message(caller: Caller, session_id: str | None, request: ChatRequest) -> Response:
+    """``stream: true``: Anthropic's events as the model produces them (:mod:`ctxgate.api.streaming` says who
+    receives them). Opening the stream raises every refusal before the first byte, so errors keep their JSON
+    responses; a failure after it ends the stream with an ``error`` event and stores nothing."""
+    from ctxgate.api.routes.chat import turn_headers
+    from ctxgate.api.streaming import event_stream_response
+    from ctxgate.api.wire.anthropic_rendering import message_event_stream
+    from ctxgate.bootstrap import chat_service
+    from ctxgate.messages import Usage
+    from ctxgate.tokens import count_messages
+
+    service = chat_service()
+    if session_id is None:
+        stream = service.stateless_stream(caller, request)
+    else:
+        stream = service.stateful_stream(caller, session_id, request)
+    plan = stream.head.plan
+    prompt = Usage(prompt_tokens=plan.input_tokens if plan is not None else count_messages(request.messages))
+    events = message_event_stream(
+        stream,
+        request.model,
+        input_usage=prompt,
+        final_usage=lambda: stream.outcome.usage if stream.outcome is not None else None,
+    )
+    return event_stream_response(_closing(events, stream), turn_headers(stream.head))
+
+
+def _closing(chunks: Iterator[bytes], stream: ChatStream) -> Iterator[bytes]:
+    # Closed early (the client left), the stream still finishes and stores the turn it has paid for.
+    try:
+        yield from chunks
+    finally:
+        stream.close()
 
 
 @router.post(COUNT_TOKENS_PATH)

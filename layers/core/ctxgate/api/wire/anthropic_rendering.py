@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ctxgate.messages import Completion, FinishReason, ToolCall, Usage
+from ctxgate.providers.streaming import Finish, StreamEvent, StreamFailed, TextDelta, ToolCallDelta
 
 STOP_REASONS: dict[FinishReason, str] = {
     "stop": "end_turn",
@@ -31,8 +33,6 @@ ERROR_TYPES = {
     503: "overloaded_error",
     504: "timeout_error",
 }
-TEXT_CHUNK = 64
-"""Characters per ``text_delta`` when a finished completion is rendered as a stream."""
 
 
 def message_id() -> str:
@@ -164,17 +164,35 @@ class MessageEvents:
         return sse("content_block_stop", {"type": "content_block_stop", "index": self._index})
 
 
-def message_stream(completion: Completion, usage: Usage, model: str, *, input_usage: Usage | None = None) -> str:
-    """A finished completion as the complete event sequence of a streamed message (text in chunks of
-    :data:`TEXT_CHUNK` characters, each tool call's arguments whole)."""
-    events = MessageEvents(model)
-    out = events.start(input_usage or usage)
-    text = completion.message.text()
-    for start in range(0, len(text), TEXT_CHUNK):
-        out += events.text(text[start : start + TEXT_CHUNK])
-    for index, call in enumerate(completion.message.tool_calls or ()):
-        out += events.tool_call(index, call.id, call.function.name, json.dumps(tool_input(call)))
-    return out + events.finish(stop_reason(completion), usage)
+def message_event_stream(
+    events: Iterable[StreamEvent], model: str, *, input_usage: Usage, final_usage: Callable[[], Usage | None]
+) -> Iterator[bytes]:
+    """A streamed turn's events as Anthropic's Server-Sent Events, one or more per event, as they come.
+
+    ``message_start`` carries ``input_usage`` (the gateway's count of the prompt, known before generation); text
+    and tool-call deltas become content blocks; the :class:`Finish` reason becomes ``message_delta``'s stop reason,
+    sent with ``final_usage()`` (read once the events are exhausted: the turn's usage, the provider's when it
+    reported one) before ``message_stop``. A :class:`StreamFailed` ends the body with an ``error`` event, which the
+    anthropic SDK raises as the status's exception."""
+    writer = MessageEvents(model)
+    yield writer.start(input_usage).encode()
+    reason = "end_turn"
+    for event in events:
+        if isinstance(event, TextDelta):
+            out = writer.text(event.text)
+        elif isinstance(event, ToolCallDelta):
+            out = writer.tool_call(event.index, event.id, event.name, event.arguments)
+        elif isinstance(event, Finish):
+            reason, out = STOP_REASONS.get(event.reason, "end_turn"), ""
+        elif isinstance(event, StreamFailed):
+            failure = {"message": event.message, "type": event.type, "code": event.code}
+            yield error_event(event.status, {"error": failure}).encode()
+            return
+        else:  # UsageReport: the final usage is the turn's, read below
+            out = ""
+        if out:
+            yield out.encode()
+    yield writer.finish(reason, final_usage() or input_usage).encode()
 
 
 def error_type(status: int) -> str:
