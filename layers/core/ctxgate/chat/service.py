@@ -93,7 +93,7 @@ class ChatService:
             params = _bounded(request.params, cap, caller, config)
             head = (lambda served: ChatStreamHead(served, cache=lookup, rate_limits=hold.state)) if streaming else None
             completion, usage, served_by = yield from self._call(
-                hold, request.model, request.messages, params, [], head
+                hold, request.model, request.messages, params, request.cache_points, head
             )
         self._remember(caller.tenant, lookup, completion, usage, served_by)
         return ChatOutcome(completion, usage, served_by, cache=lookup, rate_limits=hold.state)

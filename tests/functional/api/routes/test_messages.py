@@ -219,3 +219,26 @@ def test_a_repeated_request_with_an_idempotency_key_is_served_once(api, aws):
     assert turn_items(aws) == 2
     status, _, body = message(api, turn("different"), headers=key)
     assert status == 422 and body["type"] == "error" and body["error"]["code"] == "idempotency_key_reused"
+
+
+def test_a_stateless_requests_cache_control_reaches_an_anthropic_upstream(api, aws, models_file):
+    # GIVEN an Anthropic upstream, and a stateless request marking its long system prompt for caching
+    models_file(
+        f"models:\n  - {{name: claude, provider: anthropic, upstream_model: claude-x, base_url: '{UPSTREAM}'}}\n"
+    )
+    reply = {
+        "content": [{"type": "text", "text": "ok"}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 10, "output_tokens": 2, "cache_creation_input_tokens": 900},
+    }
+    system = [{"type": "text", "text": "A long policy. " * 50, "cache_control": {"type": "ephemeral"}}]
+    event = load_event("messages_stateful.json", body={**turn("hi"), "model": "claude", "system": system, "top_k": 5})
+    del event["headers"]["x-session-id"]
+    with respx.mock:
+        route = respx.post(f"{UPSTREAM}/v1/messages").mock(return_value=httpx.Response(200, json=reply))
+        # WHEN it is served
+        status, _, body = send(api, event)
+    # THEN the upstream got the breakpoint and top_k, and the client sees the cache write in the usage
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["system"][-1]["cache_control"] == {"type": "ephemeral"} and sent["top_k"] == 5
+    assert status == 200 and body["usage"]["cache_creation_input_tokens"] == 900 and body["usage"]["input_tokens"] == 10

@@ -48,6 +48,17 @@ def test_a_text_completion_is_a_message_the_sdk_parses():
     assert (usage.input_tokens, usage.cache_read_input_tokens, usage.output_tokens) == (20, 100, 30)
 
 
+def test_cache_reads_and_writes_are_apart_from_the_other_input_tokens():
+    usage = Usage(prompt_tokens=420, completion_tokens=5, cached_tokens=100, cache_write_tokens=300)
+    body = message_body(Completion(message=Message(role="assistant", content="x")), usage, "m")
+    assert body["usage"] == {
+        "input_tokens": 20,
+        "output_tokens": 5,
+        "cache_read_input_tokens": 100,
+        "cache_creation_input_tokens": 300,
+    }
+
+
 @pytest.mark.parametrize(
     ("finish", "stop_reason"),
     [("stop", "end_turn"), ("length", "max_tokens"), ("tool_calls", "tool_use"), ("content_filter", "refusal")],

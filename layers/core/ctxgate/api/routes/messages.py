@@ -75,6 +75,7 @@ def _create_message() -> Response:
         pins=wire.pinned(),
         budget_tokens=budget_tokens(),
         cache=cache_options(caller),
+        cache_points=wire.cache_points() if session_id is None else [],
         deadline=request_deadline(router.lambda_context),
     )
     if wire.stream:
