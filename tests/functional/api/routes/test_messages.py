@@ -242,3 +242,13 @@ def test_a_stateless_requests_cache_control_reaches_an_anthropic_upstream(api, a
     sent = json.loads(route.calls.last.request.content)
     assert sent["system"][-1]["cache_control"] == {"type": "ephemeral"} and sent["top_k"] == 5
     assert status == 200 and body["usage"]["cache_creation_input_tokens"] == 900 and body["usage"]["input_tokens"] == 10
+
+
+def test_a_malformed_request_is_refused_even_when_its_idempotency_key_and_body_were_seen(api, aws):
+    # GIVEN a request served once under an Idempotency-Key
+    key = {"idempotency-key": "msg-replay-check"}
+    assert message(api, headers=key)[0] == 200
+    # WHEN the same key and body come with a header out of its range
+    status, _, body = message(api, headers={**key, "x-ctxgate-cache-threshold": "2"})
+    # THEN it is refused, not replayed
+    assert status == 400 and body["error"]["param"] == "X-Ctxgate-Cache-Threshold"

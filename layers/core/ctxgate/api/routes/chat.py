@@ -145,6 +145,8 @@ def cache_options(caller: Caller) -> CacheOptions:
         value = float(threshold) if threshold is not None else None
     except ValueError:
         raise InvalidRequest("X-Ctxgate-Cache-Threshold must be a number.", param=THRESHOLD_HEADER) from None
+    if value is not None and not 0 < value <= 1:  # checked here too: a request the cache never sees is still bad
+        raise InvalidRequest("X-Ctxgate-Cache-Threshold is a cosine similarity in (0, 1].", param=THRESHOLD_HEADER)
     opt_in = (event.headers.get(OPT_IN_HEADER) or "").strip().lower() in ("1", "true", "yes", "on")
     return CacheOptions(
         control=parse_cache_control(event.headers.get("Cache-Control")),

@@ -40,34 +40,24 @@ REQUEST_ID_HEADER = "request-id"
 
 @router.post(MESSAGES_PATH)
 def create_message() -> Response:
-    """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn."""
-    from ctxgate.api.streaming import buffered
+    """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn.
 
-    event = router.current_event
-    key = event.headers.get(IDEMPOTENCY_HEADER)
-    with buffered() if key is not None else nullcontext():  # a stored response must be whole to be replayed
-        return idempotent(
-            route=f"POST {MESSAGES_PATH}",
-            tenant=caller_of(event.raw_event).tenant,
-            key=key,
-            body=event.decoded_body or "",
-            context=router.lambda_context,
-            execute=_create_message,
-        )
-
-
-def _create_message() -> Response:
+    The body and headers are validated before the key is looked up: a malformed request is refused even when its
+    key and body match an earlier one (the key's fingerprint is the body; a bad header must not be replayed into
+    a 200)."""
     from ctxgate.api.limits import request_deadline
-    from ctxgate.api.routes.chat import SESSION_HEADER, budget_tokens, cache_options, turn_headers
+    from ctxgate.api.routes.chat import SESSION_HEADER, budget_tokens, cache_options
+    from ctxgate.api.streaming import buffered
     from ctxgate.api.wire.anthropic_messages import parse_messages_request
-    from ctxgate.api.wire.anthropic_rendering import message_body
-    from ctxgate.bootstrap import chat_service
     from ctxgate.chat.models import ChatRequest
+    from ctxgate.sessions.models import validate_session_id
 
     event = router.current_event
     caller = caller_of(event.raw_event)
     wire = parse_messages_request(event.decoded_body or "")
     session_id = event.headers.get(SESSION_HEADER)
+    if session_id is not None:
+        validate_session_id(session_id)
     request = ChatRequest(
         model=wire.model,
         messages=wire.chat_messages(),
@@ -78,13 +68,30 @@ def _create_message() -> Response:
         cache_points=wire.cache_points() if session_id is None else [],
         deadline=request_deadline(router.lambda_context),
     )
-    if wire.stream:
+    key = event.headers.get(IDEMPOTENCY_HEADER)
+    with buffered() if key is not None else nullcontext():  # a stored response must be whole to be replayed
+        return idempotent(
+            route=f"POST {MESSAGES_PATH}",
+            tenant=caller.tenant,
+            key=key,
+            body=event.decoded_body or "",
+            context=router.lambda_context,
+            execute=lambda: _serve(caller, session_id, request, stream=wire.stream),
+        )
+
+
+def _serve(caller: Caller, session_id: str | None, request: ChatRequest, *, stream: bool) -> Response:
+    from ctxgate.api.routes.chat import turn_headers
+    from ctxgate.api.wire.anthropic_rendering import message_body
+    from ctxgate.bootstrap import chat_service
+
+    if stream:
         return _stream_message(caller, session_id, request)
     if session_id is None:
         outcome = chat_service().stateless(caller, request)
     else:
         outcome = chat_service().stateful(caller, session_id, request)
-    return json_response(200, message_body(outcome.completion, outcome.usage, wire.model), turn_headers(outcome))
+    return json_response(200, message_body(outcome.completion, outcome.usage, request.model), turn_headers(outcome))
 
 
 def _stream_message(caller: Caller, session_id: str | None, request: ChatRequest) -> Response:
