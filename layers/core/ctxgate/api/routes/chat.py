@@ -127,9 +127,12 @@ def turn_headers(turn: ChatOutcome | ChatStreamHead) -> dict[str, str]:
 
 
 def budget_tokens() -> int | None:
-    """The current request's ``X-Ctxgate-Budget``, or None; a value that is not an integer is a 400."""
+    """The current request's ``X-Ctxgate-Budget``, or None; a value that is not an integer in the gateway's range
+    is a 400 (the key's own ceiling is checked with its other limits)."""
+    from ctxgate.context.engine import validate_budget
+
     raw = router.current_event.headers.get(BUDGET_HEADER)
-    return _int_header(raw, BUDGET_HEADER) if raw is not None else None
+    return validate_budget(_int_header(raw, BUDGET_HEADER)) if raw is not None else None
 
 
 def cache_options(caller: Caller) -> CacheOptions:
