@@ -34,6 +34,12 @@ def run(args: argparse.Namespace) -> int:
         from benchmarks.cache import main as cache_main
 
         return cache_main(dataset=args.dataset, threshold=args.threshold, sweep=args.sweep, json_output=args.json)
+    if args.bench == "stream":
+        from benchmarks.stream import main as stream_main
+
+        return stream_main(
+            json_output=args.json, requests=args.requests, chunks=args.chunks, interval_ms=args.interval_ms
+        )
     if args.bench == "overhead":
         from benchmarks.overhead import main as overhead_main
 

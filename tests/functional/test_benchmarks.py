@@ -147,3 +147,39 @@ def test_cache_bound_benchmark_json():
         "seconds",
     }
     assert row["entries_stored"] == row["entries_loaded"] == 10
+
+
+STREAM_MODE_KEYS = {
+    "ttft_p50_ms",
+    "ttft_p99_ms",
+    "gap_p50_ms",
+    "gap_p99_ms",
+    "total_p50_ms",
+    "chunks_per_request",
+    "separate_arrivals",
+    "complete",
+}
+
+
+def test_stream_benchmark_json():
+    # GIVEN a tiny run: two requests per mode, an upstream streaming five chunks
+    # WHEN the benchmark runs the real `ctxgate local` in front of its streaming upstream
+    result = bench("stream", "--requests", "2", "--chunks", "5", "--interval-ms", "5")
+    # THEN one JSON object: every mode received every chunk, the gateway modes carry their CPU, both checks are there
+    assert set(result) == {
+        "requests",
+        "chunks",
+        "interval_ms",
+        "gateway_idle_cpu_ms_per_second",
+        "modes",
+        "checks",
+        "all_met",
+        "seconds",
+    }
+    assert set(result["modes"]) == {"direct", "stateless", "stateful"}
+    assert set(result["modes"]["direct"]) == STREAM_MODE_KEYS
+    assert all(
+        set(result["modes"][m]) == STREAM_MODE_KEYS | {"cpu_ms_per_request_p50"} for m in ("stateless", "stateful")
+    )
+    assert all(mode["complete"] and mode["chunks_per_request"] == 5 for mode in result["modes"].values())
+    assert set(result["checks"]) == {"stateless", "stateful"}

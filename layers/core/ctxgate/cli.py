@@ -148,6 +148,14 @@ def parser() -> argparse.ArgumentParser:
     )
     overhead.add_argument("--json", action="store_true")
     overhead.set_defaults(func=_bench)
+    stream = kinds.add_parser("stream", help="time to first token and chunk pacing, direct and via ctxgate local")
+    stream.add_argument(
+        "--requests", type=int, default=30, help="streamed requests per mode (direct, stateless, stateful)"
+    )
+    stream.add_argument("--chunks", type=int, default=40, help="content chunks the upstream streams per request")
+    stream.add_argument("--interval-ms", type=float, default=25.0, help="the upstream's pause before each chunk")
+    stream.add_argument("--json", action="store_true")
+    stream.set_defaults(func=_bench)
     contention = kinds.add_parser(
         "contention", help="many writers on few sessions through ctxgate local, against a flaky upstream"
     )

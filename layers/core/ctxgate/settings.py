@@ -88,6 +88,10 @@ class Settings:
     default_output_tokens: int
     max_concurrent_runs: int
     echo_chunk_delay_seconds: float
+    auth_mode: str
+    """How the streaming function authenticates in-function (``key`` or ``jwt``; :mod:`ctxgate.api.request_auth`)."""
+    web_port: int
+    """The port the streaming function's web server listens on (``PORT``, the Lambda Web Adapter's convention)."""
     """Pause before each chunk of the ``echo`` model's stream (tests and ``ctxgate bench``); 0 in production."""
 
     @classmethod
@@ -141,6 +145,8 @@ class Settings:
             default_output_tokens=_int("CTXGATE_DEFAULT_OUTPUT_TOKENS", 4096),
             max_concurrent_runs=_int("CTXGATE_MAX_CONCURRENT_RUNS", 10),
             echo_chunk_delay_seconds=_float("CTXGATE_ECHO_CHUNK_DELAY_MS", 0.0) / 1000.0,
+            auth_mode=os.environ.get("CTXGATE_AUTH_MODE", "").strip().lower() or "key",
+            web_port=_int("PORT", 8080),
         )
 
 

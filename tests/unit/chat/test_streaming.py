@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from ctxgate.auth.models import Caller
+from ctxgate.auth.models import Caller, KeyLimits
 from ctxgate.chat.lease import SessionBusy
 from ctxgate.chat.models import ChatRequest
 from ctxgate.chat.service import MIN_TURN_SECONDS, ChatService
@@ -16,9 +16,13 @@ from ctxgate.messages import Completion, GenerationParams, Message, ProviderRequ
 from ctxgate.providers.base import TransientProviderError
 from ctxgate.providers.registry import ModelConfig, ModelRouter, ModelsFile
 from ctxgate.providers.streaming import Finish, StreamFailed, TextDelta
+from ctxgate.quotas.models import Counters, Windows
+from ctxgate.quotas.service import SpendControl
 from ctxgate.retry import RetryPolicy
+from ctxgate.tokens import count_text
 
 from tests.fakes import MemoryStore, chat_service
+from tests.unit.quotas.test_spend_control import NOON, ListLedger, MemoryCounters
 
 
 class Scripted:
@@ -135,3 +139,48 @@ def test_a_stateless_stream_has_the_buffered_outcome():
     buffered = svc.stateless(Caller("t"), request("same"))
     assert streamed == buffered.completion.message.text() == stream.outcome.completion.message.text()
     assert stream.outcome.usage == buffered.usage
+
+
+def metered(provider) -> tuple[ChatService, MemoryCounters, ListLedger]:
+    counters, ledger = MemoryCounters(), ListLedger()
+    svc = chat_service(MemoryStore(), router_of(provider))
+    svc.spend = SpendControl(counters, ledger, clock=lambda: NOON)
+    return svc, counters, ledger
+
+
+KEY = Caller(tenant="t", key_id="k1", limits=KeyLimits(rpm=10, tpm=100_000))
+
+
+def test_a_completed_stream_settles_the_reservation_to_its_usage():
+    # GIVEN a key with quotas and an upstream that streams three words
+    svc, counters, ledger = metered(Scripted(["a ", "b ", "c"]))
+    # WHEN the stream is read to its end
+    stream = svc.stateless_stream(KEY, request("hi", model="m"))
+    list(stream)
+    # THEN the key's windows hold the request and exactly the turn's tokens, and the call is ledgered once
+    usage = stream.outcome.usage
+    assert counters.current("k1", Windows.at(NOON), limits=KeyLimits()) == Counters(
+        1, usage.total_tokens, usage.total_tokens
+    )
+    assert [row[4].output_tokens for row in ledger.rows] == [usage.completion_tokens]
+
+
+def test_a_stream_failing_midway_is_charged_what_it_delivered():
+    # GIVEN an upstream that fails after two of three words
+    svc, counters, ledger = metered(Scripted(["alpha ", "beta ", "gamma"], fail_after=2))
+    # WHEN the stream is read
+    events = list(svc.stateless_stream(KEY, request("hi", model="m")))
+    # THEN the reservation was settled (not left at the worst case) to the prompt plus the delivered words
+    assert isinstance(events[-1], StreamFailed)
+    (row,) = ledger.rows
+    delivered = row[4].input_tokens + row[4].output_tokens
+    assert row[4].output_tokens == count_text("alpha beta ")
+    assert counters.current("k1", Windows.at(NOON), limits=KeyLimits()) == Counters(1, delivered, delivered)
+
+
+def test_a_stream_that_cannot_start_releases_the_whole_reservation():
+    svc, counters, ledger = metered(Scripted(["a"], fail_after=0))
+    with pytest.raises(ProviderFailure):
+        svc.stateless_stream(KEY, request("hi", model="m"))
+    assert counters.current("k1", Windows.at(NOON), limits=KeyLimits()) == Counters(0, 0, 0)
+    assert ledger.rows == []

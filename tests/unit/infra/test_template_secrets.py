@@ -9,7 +9,7 @@ from typing import Any
 from ctxgate_local.template import load_template
 
 TEMPLATE = load_template(Path(__file__).resolve().parents[3] / "template.yaml")
-MODEL_CALLERS = {"ApiFunction", "InvokeModelFunction", "CompactContextFunction"}
+MODEL_CALLERS = {"ApiFunction", "StreamingFunction", "InvokeModelFunction", "CompactContextFunction"}
 KEY_LIKE = re.compile(r"API_?KEY|SECRET|(^|_)TOKEN($|_)|PASSWORD|CREDENTIAL", re.I)
 
 
