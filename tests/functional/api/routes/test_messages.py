@@ -252,3 +252,71 @@ def test_a_malformed_request_is_refused_even_when_its_idempotency_key_and_body_w
     status, _, body = message(api, headers={**key, "x-ctxgate-cache-threshold": "2"})
     # THEN it is refused, not replayed
     assert status == 400 and body["error"]["param"] == "X-Ctxgate-Cache-Threshold"
+
+
+def test_a_bedrock_model_serves_a_tool_round_trip_on_the_converse_wire_format(api, aws, models_file, monkeypatch):
+    import boto3
+    from botocore.stub import Stubber
+    from ctxgate.providers.bedrock import BedrockProvider
+
+    # GIVEN a Bedrock model (Converse, validated against the real service model by Stubber)
+    models_file("models:\n  - {name: nova, provider: bedrock, upstream_model: amazon.nova-pro-v1:0}\n")
+    client = boto3.client("bedrock-runtime", region_name="us-east-1")
+    monkeypatch.setattr(BedrockProvider, "client", property(lambda self: client))
+    expected = {
+        "modelId": "amazon.nova-pro-v1:0",
+        "system": [{"text": "Be brief."}],
+        "messages": [
+            {"role": "user", "content": [{"text": "Weather in Lisbon?"}]},
+            {
+                "role": "assistant",
+                "content": [{"toolUse": {"toolUseId": "toolu_1", "name": "get_weather", "input": {"city": "Lisbon"}}}],
+            },
+            {"role": "user", "content": [{"toolResult": {"toolUseId": "toolu_1", "content": [{"text": "21 C"}]}}]},
+        ],
+        "inferenceConfig": {"maxTokens": 256, "stopSequences": ["END"]},
+        "toolConfig": {
+            "tools": [
+                {
+                    "toolSpec": {
+                        "name": "get_weather",
+                        "description": "get_weather",
+                        "inputSchema": {"json": {"type": "object"}},
+                    }
+                }
+            ],
+            "toolChoice": {"auto": {}},
+        },
+    }
+    reply = {
+        "output": {"message": {"role": "assistant", "content": [{"text": "21 C in Lisbon."}]}},
+        "stopReason": "end_turn",
+        "usage": {"inputTokens": 30, "outputTokens": 6, "totalTokens": 36},
+        "metrics": {"latencyMs": 80},
+    }
+    body = {
+        "model": "nova",
+        "max_tokens": 256,
+        "system": "Be brief.",
+        "stop_sequences": ["END"],
+        "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "auto"},
+        "messages": [
+            {"role": "user", "content": "Weather in Lisbon?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Lisbon"}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "21 C"}]},
+        ],
+    }
+    event = load_event("messages_stateful.json", body=body)
+    del event["headers"]["x-session-id"]
+    with Stubber(client) as stubber:
+        stubber.add_response("converse", reply, expected)
+        # WHEN the Messages request is served by it
+        status, _, message = send(api, event)
+        stubber.assert_no_pending_responses()
+    # THEN Converse got the tool call and its result as toolUse/toolResult, and the client an Anthropic message
+    assert status == 200 and message["content"] == [{"type": "text", "text": "21 C in Lisbon."}]
+    assert message["usage"]["input_tokens"] == 30 and message["stop_reason"] == "end_turn"
