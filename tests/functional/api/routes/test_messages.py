@@ -320,3 +320,20 @@ def test_a_bedrock_model_serves_a_tool_round_trip_on_the_converse_wire_format(ap
     # THEN Converse got the tool call and its result as toolUse/toolResult, and the client an Anthropic message
     assert status == 200 and message["content"] == [{"type": "text", "text": "21 C in Lisbon."}]
     assert message["usage"]["input_tokens"] == 30 and message["stop_reason"] == "end_turn"
+
+
+def test_a_deterministic_stateless_request_is_served_from_the_response_cache_the_second_time(api, aws):
+    event = load_event("messages_stateful.json", body={**turn("Capital of Portugal?"), "temperature": 0})
+    del event["headers"]["x-session-id"]
+    _, first_headers, first = send(api, event)
+    _, second_headers, second = send(api, event)
+    assert first_headers["x-ctxgate-cache"] == "miss" and second_headers["x-ctxgate-cache"] == "hit-exact"
+    assert second["content"] == first["content"]
+
+
+def test_a_streamed_request_with_an_idempotency_key_is_stored_whole_and_replayed_byte_for_byte(api, aws):
+    key = {"idempotency-key": "msg-stream-1"}
+    status, _, first = message(api, {**turn("stream once"), "stream": True}, headers=key)
+    _, headers, again = message(api, {**turn("stream once"), "stream": True}, headers=key)
+    assert status == 200 and again == first and headers["idempotent-replayed"] == "true"
+    assert first.rstrip().endswith('data: {"type":"message_stop"}') and turn_items(aws) == 2
