@@ -64,6 +64,10 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    """Input tokens the provider read from its prompt cache (part of ``prompt_tokens``)."""
+    cache_write_tokens: int = 0
+    """Input tokens the provider wrote to its prompt cache (part of ``prompt_tokens``; Anthropic and Bedrock report
+    them, and Anthropic's Messages API shows them as ``cache_creation_input_tokens``)."""
 
     @property
     def total_tokens(self) -> int:

@@ -102,10 +102,13 @@ def test_only_the_health_check_and_the_description_are_public():
         (("post", "/v1/conversations"), "ConversationCreate"),
         (("post", "/v1/conversations/{id}"), "ConversationUpdate"),
         (("post", "/v1/conversations/{id}/items"), "ItemsCreate"),
+        (("post", "/v1/messages"), "MessagesRequest"),
+        (("post", "/v1/messages/count_tokens"), "CountTokensRequest"),
     ],
 )
 def test_request_bodies_are_the_validating_models_schemas(route, schema):
     from ctxgate.agent.models import RunRequest
+    from ctxgate.api.wire.anthropic_messages import CountTokensRequest, MessagesRequest
     from ctxgate.api.wire.chat_completions import ChatCompletionRequest
     from ctxgate.api.wire.responses import ConversationCreate, ConversationUpdate, ItemsCreate, ResponseCreate
 
@@ -114,14 +117,32 @@ def test_request_bodies_are_the_validating_models_schemas(route, schema):
     body = openapi_document()["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
     # THEN it refers to the schema generated from the model, whose fields and limits it carries
     assert body == {"$ref": f"#/components/schemas/{schema}"}
-    models = [ChatCompletionRequest, RunRequest, ResponseCreate, ConversationCreate, ConversationUpdate, ItemsCreate]
+    models = [
+        ChatCompletionRequest,
+        MessagesRequest,
+        CountTokensRequest,
+        RunRequest,
+        ResponseCreate,
+        ConversationCreate,
+        ConversationUpdate,
+        ItemsCreate,
+    ]
     model = {m.__name__: m for m in models}[schema]
     generated = openapi_document()["components"]["schemas"][schema]
     assert set(generated["properties"]) == set(model.model_fields)
     assert generated.get("required", []) == [n for n, f in model.model_fields.items() if f.is_required()]
 
 
-def test_every_error_status_uses_the_openai_error_schema():
+ANTHROPIC_ROUTES = {"/v1/messages", "/v1/messages/count_tokens"}
+OPENAI_ERRORS = ("#/components/schemas/Error", "#/components/schemas/ErrorOrGatewayMessage")
+ANTHROPIC_ERRORS = (
+    "#/components/schemas/AnthropicError",
+    "#/components/schemas/AnthropicErrorOrGatewayMessage",
+    "#/components/schemas/AnthropicErrorOrAuthorizerAnswer",
+)
+
+
+def test_every_error_status_uses_its_apis_error_schema():
     # GIVEN every documented 4xx/5xx response
     document = openapi_document()
     responses = document["components"]["responses"]
@@ -132,11 +153,9 @@ def test_every_error_status_uses_the_openai_error_schema():
             for status, response in operation["responses"].items():
                 if int(status) < 400:
                     continue
-                # THEN its JSON body is the error schema (or API Gateway's own message beside it)
+                # THEN its JSON body is the error schema of its API: Anthropic's on the Messages routes, OpenAI's
+                # elsewhere (or API Gateway's own message beside it)
                 name = response["$ref"].rsplit("/", 1)[-1]
                 schema = responses[name]["content"]["application/json"]["schema"]["$ref"]
-                assert schema in ("#/components/schemas/Error", "#/components/schemas/ErrorOrGatewayMessage"), (
-                    method,
-                    path,
-                    status,
-                )
+                expected = ANTHROPIC_ERRORS if path in ANTHROPIC_ROUTES else OPENAI_ERRORS
+                assert schema in expected, (method, path, status)

@@ -138,3 +138,31 @@ def test_cache_breakpoints_become_cache_control_on_system_blocks_and_the_last_hi
     assert "cache_control" not in sent["messages"][2]["content"][-1]
     marked = [b for m in sent["messages"] for b in m["content"] if "cache_control" in b]
     assert len(marked) + len(sent["system"]) <= 4
+
+
+@respx.mock
+def test_cache_writes_are_reported_apart_from_cache_reads():
+    usage = {"input_tokens": 20, "output_tokens": 5, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 300}
+    respx.post(f"{BASE}/v1/messages").mock(
+        return_value=httpx.Response(
+            200, json={"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn", "usage": usage}
+        )
+    )
+    completion = provider().complete(ProviderRequest(upstream_model="claude-x", messages=tool_history()))
+    assert completion.usage is not None
+    assert (completion.usage.prompt_tokens, completion.usage.cached_tokens, completion.usage.cache_write_tokens) == (
+        420,
+        100,
+        300,
+    )
+
+
+@respx.mock
+def test_top_k_is_the_one_client_extra_forwarded():
+    route = respx.post(f"{BASE}/v1/messages").mock(
+        return_value=httpx.Response(200, json={"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn"})
+    )
+    params = GenerationParams(extra={"top_k": 40, "user": "u-1", "parallel_tool_calls": False})
+    provider().complete(ProviderRequest(upstream_model="claude-x", messages=tool_history(), params=params))
+    sent = json.loads(route.calls.last.request.content)
+    assert sent["top_k"] == 40 and "user" not in sent and "parallel_tool_calls" not in sent

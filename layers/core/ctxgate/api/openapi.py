@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 description of the HTTP API, as ``GET /openapi.json`` serves it.
 
 Paths, parameters, responses and security are written in ``openapi.yaml`` beside this module. The request bodies of
-chat completions and runs are generated here from the pydantic models that validate them
-(:class:`~ctxgate.api.wire.chat_completions.ChatCompletionRequest`, :class:`~ctxgate.agent.models.RunRequest`),
-so a new field or limit there is described the moment it is enforced.
+chat completions, messages and runs are generated here from the pydantic models that validate them
+(:class:`~ctxgate.api.wire.chat_completions.ChatCompletionRequest`,
+:class:`~ctxgate.api.wire.anthropic_messages.MessagesRequest` and ``CountTokensRequest``,
+:class:`~ctxgate.agent.models.RunRequest`), so a new field or limit there is described the moment it is enforced.
 
 Why not Powertools' own OpenAPI generation: it describes bodies, headers and query strings only from typed handler
 parameters, which need the resolver's ``enable_validation``; that would move request validation into Powertools'
@@ -40,9 +41,19 @@ def request_body_schemas() -> dict[str, Any]:
     from pydantic.json_schema import models_json_schema
 
     from ctxgate.agent.models import RunRequest
+    from ctxgate.api.wire.anthropic_messages import CountTokensRequest, MessagesRequest
     from ctxgate.api.wire.chat_completions import ChatCompletionRequest
     from ctxgate.api.wire.responses import ConversationCreate, ConversationUpdate, ItemsCreate, ResponseCreate
 
-    models = [ChatCompletionRequest, RunRequest, ResponseCreate, ConversationCreate, ConversationUpdate, ItemsCreate]
-    _, generated = models_json_schema([(m, "validation") for m in models], ref_template=SCHEMA_REF)
+    models = [
+        ChatCompletionRequest,
+        MessagesRequest,
+        CountTokensRequest,
+        RunRequest,
+        ResponseCreate,
+        ConversationCreate,
+        ConversationUpdate,
+        ItemsCreate,
+    ]
+    _, generated = models_json_schema([(model, "validation") for model in models], ref_template=SCHEMA_REF)
     return dict(generated["$defs"])

@@ -37,6 +37,9 @@ class ChatRequest:
     """Contents of the new messages the client marked ``"pin": true``."""
     budget_tokens: int | None = None
     cache: CacheOptions = field(default_factory=CacheOptions)
+    cache_points: list[int] = field(default_factory=list)
+    """Indices of ``messages`` after which the client asked for a provider prompt-cache breakpoint (Anthropic's
+    ``cache_control``). Stateless requests only: on a session the context engine places the breakpoints."""
     deadline: float | None = None
     """Clock time by which the request must be answered (the function's own deadline); None: a default turn length
     from now. A session's lease is held no longer than this, and a request waits for it no later than it can serve."""

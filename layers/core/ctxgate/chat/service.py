@@ -102,7 +102,7 @@ class ChatService:
             params = _bounded(request.params, cap, caller, config)
             head = (lambda served: ChatStreamHead(served, cache=lookup, rate_limits=hold.state)) if streaming else None
             completion, usage, served_by = yield from self._call(
-                hold, request.model, request.messages, params, [], head
+                hold, request.model, request.messages, params, request.cache_points, head
             )
         if request.check_output is not None:
             request.check_output(completion)  # a refused answer is never cached

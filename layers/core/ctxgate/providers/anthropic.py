@@ -1,8 +1,9 @@
 """Anthropic Messages API over httpx.
 
 The body is built field by field from an allowlist (model, system, messages, max_tokens, temperature, top_p,
-stop_sequences, tools, tool_choice); the client's other fields (``GenerationParams.extra``) are never forwarded:
-none of OpenAI's extra parameters has a Messages API equivalent the gateway maps.
+top_k, stop_sequences, tools, tool_choice); of the client's other fields (``GenerationParams.extra``) only ``top_k``
+is forwarded (Anthropic's own sampling parameter, which Messages API clients send): none of OpenAI's extra
+parameters has a Messages API equivalent the gateway maps.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def to_anthropic(request: ProviderRequest) -> dict[str, Any]:
         body["temperature"] = params.temperature
     if params.top_p is not None:
         body["top_p"] = params.top_p
+    if isinstance(params.extra.get("top_k"), int):  # Anthropic's own sampling parameter (its Messages API's clients)
+        body["top_k"] = params.extra["top_k"]
     if params.stop:
         body["stop_sequences"] = params.stop
     if params.tools:
@@ -121,6 +124,7 @@ def _usage(raw: dict[str, Any]) -> Usage:
         prompt_tokens=(raw.get("input_tokens") or 0) + cached + written,
         completion_tokens=raw.get("output_tokens") or 0,
         cached_tokens=cached,
+        cache_write_tokens=written,
     )
 
 

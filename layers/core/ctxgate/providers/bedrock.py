@@ -140,6 +140,7 @@ def _usage(raw: dict[str, Any]) -> Usage:
         + raw.get("cacheWriteInputTokens", 0),
         completion_tokens=raw.get("outputTokens", 0),
         cached_tokens=raw.get("cacheReadInputTokens", 0),
+        cache_write_tokens=raw.get("cacheWriteInputTokens", 0),
     )
 
 

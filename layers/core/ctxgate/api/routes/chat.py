@@ -60,13 +60,12 @@ def complete_chat() -> Response:
     event = router.current_event
     caller = caller_of(event.raw_event)
     wire = parse_chat_request(event.decoded_body or "")
-    budget = event.headers.get(BUDGET_HEADER)
     request = ChatRequest(
         model=wire.model,
         messages=wire.chat_messages(),
         params=wire.params(),
         pins=wire.pinned(),
-        budget_tokens=_int_header(budget, BUDGET_HEADER) if budget is not None else None,
+        budget_tokens=budget_tokens(),
         cache=cache_options(caller),
         deadline=request_deadline(router.lambda_context),
     )
@@ -127,6 +126,15 @@ def turn_headers(turn: ChatOutcome | ChatStreamHead) -> dict[str, str]:
     return headers
 
 
+def budget_tokens() -> int | None:
+    """The current request's ``X-Ctxgate-Budget``, or None; a value that is not an integer in the gateway's range
+    is a 400 (the key's own ceiling is checked with its other limits)."""
+    from ctxgate.context.engine import validate_budget
+
+    raw = router.current_event.headers.get(BUDGET_HEADER)
+    return validate_budget(_int_header(raw, BUDGET_HEADER)) if raw is not None else None
+
+
 def cache_options(caller: Caller) -> CacheOptions:
     """``Cache-Control`` (no-cache, no-store, max-age), the opt-in for non-deterministic requests, and a stricter
     semantic threshold, from the current request's headers; the opt-in and a max-age above the default are
@@ -140,6 +148,8 @@ def cache_options(caller: Caller) -> CacheOptions:
         value = float(threshold) if threshold is not None else None
     except ValueError:
         raise InvalidRequest("X-Ctxgate-Cache-Threshold must be a number.", param=THRESHOLD_HEADER) from None
+    if value is not None and not 0 < value <= 1:  # checked here too: a request the cache never sees is still bad
+        raise InvalidRequest("X-Ctxgate-Cache-Threshold is a cosine similarity in (0, 1].", param=THRESHOLD_HEADER)
     opt_in = (event.headers.get(OPT_IN_HEADER) or "").strip().lower() in ("1", "true", "yes", "on")
     return CacheOptions(
         control=parse_cache_control(event.headers.get("Cache-Control")),
