@@ -60,6 +60,19 @@ def test_the_same_key_with_a_different_chat_body_is_a_422(api, aws):
     assert turns(aws) == 2
 
 
+def test_the_same_key_on_another_session_is_a_422_not_the_first_sessions_answer(api, aws):
+    # GIVEN a stateful request made with a key
+    assert chat(api, TURN, "session-key")[0] == 200
+    # WHEN the same body and key are sent for another session
+    event = load_event(
+        "chat_completion_stateful.json", body=TURN, headers={"idempotency-key": "session-key", "x-session-id": "other"}
+    )
+    status, _, body = call(api, FakeContext(), event)
+    # THEN it is the key reused for another request: refused, not answered with the first session's reply
+    assert status == 422 and json.loads(body)["error"]["code"] == "idempotency_key_reused"
+    assert turns(aws) == 2
+
+
 def test_a_repeated_run_request_returns_the_same_run(api, aws):
     # GIVEN a run created with an Idempotency-Key
     body = {"model": "echo", "input": [{"role": "user", "content": "Plan my week."}]}

@@ -10,8 +10,9 @@ the header pay nothing for this: Powertools' idempotency utility is imported onl
 from __future__ import annotations
 
 import hashlib
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -59,8 +60,13 @@ def idempotent(
     body: str,
     context: LambdaContext | None,
     execute: Callable[[], Response],
+    headers: Mapping[str, str | None] | None = None,
 ) -> Response:
-    """``execute()``'s response, or the stored response of the first request with this ``key``."""
+    """``execute()``'s response, or the stored response of the first request with this ``key``.
+
+    ``headers`` are the request headers that change what the request does (its session, budget, cache policy):
+    they are part of the request the key stands for, like the body, so a repeat that changes one of them is the
+    key reused for another request (422), never answered with the first request's response."""
     if key is None:
         return execute()
     if not KEY_PATTERN.fullmatch(key):
@@ -95,7 +101,9 @@ def idempotent(
         config=config,
         persistence_store=_persistence(get_settings().idempotency_table_name),
     )
-    request = {"tenant": tenant, "route": route, "key": key, "body": hashlib.sha256(body.encode()).hexdigest()}
+    varying = {name.lower(): value for name, value in (headers or {}).items() if value is not None}
+    signed = body if not varying else json.dumps({"body": body, "headers": varying}, sort_keys=True)
+    request = {"tenant": tenant, "route": route, "key": key, "body": hashlib.sha256(signed.encode()).hexdigest()}
     try:
         stored = guarded(request=request)
     except IdempotencyValidationError:

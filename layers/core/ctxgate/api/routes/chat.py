@@ -31,6 +31,8 @@ CACHE_HEADER = "X-Ctxgate-Cache"
 SIMILARITY_HEADER = "X-Ctxgate-Cache-Similarity"
 OPT_IN_HEADER = "X-Ctxgate-Cache-Opt-In"
 THRESHOLD_HEADER = "X-Ctxgate-Cache-Threshold"
+VARYING_HEADERS = (SESSION_HEADER, BUDGET_HEADER, "Cache-Control", OPT_IN_HEADER, THRESHOLD_HEADER)
+"""The headers that change what a request does: an Idempotency-Key stands for the body and these."""
 
 
 @router.post("/v1/chat/completions")
@@ -41,12 +43,14 @@ def chat_completions() -> Response:
 
     event = router.current_event
     key = event.headers.get(IDEMPOTENCY_HEADER)
+    check_ctxgate_headers(caller_of(event.raw_event))
     with buffered() if key is not None else nullcontext():
         return idempotent(
             route="POST /v1/chat/completions",
             tenant=caller_of(event.raw_event).tenant,
             key=key,
             body=event.decoded_body or "",
+            headers={name: event.headers.get(name) for name in VARYING_HEADERS},
             context=router.lambda_context,
             execute=complete_chat,
         )
@@ -133,6 +137,17 @@ def budget_tokens() -> int | None:
 
     raw = router.current_event.headers.get(BUDGET_HEADER)
     return validate_budget(_int_header(raw, BUDGET_HEADER)) if raw is not None else None
+
+
+def check_ctxgate_headers(caller: Caller) -> None:
+    """Refuse bad ctxgate headers before the Idempotency-Key lookup: a replay keyed by the body alone would
+    otherwise answer 200 to a request whose headers are invalid."""
+    from ctxgate.context.engine import validate_budget
+
+    budget = router.current_event.headers.get(BUDGET_HEADER)
+    if budget is not None:
+        validate_budget(_int_header(budget, BUDGET_HEADER))
+    cache_options(caller)
 
 
 def cache_options(caller: Caller) -> CacheOptions:

@@ -28,16 +28,19 @@ DEFAULT_PAGE = 20
 def create_response() -> Response:
     """With ``Idempotency-Key``, a repeat gets the first response instead of a second model call and turn (a
     streamed response is then sent whole: it is stored before it can be replayed)."""
+    from ctxgate.api.routes.chat import VARYING_HEADERS, check_ctxgate_headers
     from ctxgate.api.streaming import buffered
 
     event = router.current_event
     key = event.headers.get(IDEMPOTENCY_HEADER)
+    check_ctxgate_headers(caller_of(event.raw_event))
     with buffered() if key is not None else nullcontext():
         return idempotent(
             route="POST /v1/responses",
             tenant=caller_of(event.raw_event).tenant,
             key=key,
             body=event.decoded_body or "",
+            headers={name: event.headers.get(name) for name in VARYING_HEADERS},
             context=router.lambda_context,
             execute=serve_response,
         )
@@ -135,11 +138,13 @@ def _tenant() -> str:
 
 def page_of(items: list, event) -> tuple[list, bool]:  # noqa: ANN001
     """``order`` (asc, or desc: the default), ``after`` (an item id) and ``limit`` (1-100, default 20)."""
-    order = event.get_query_string_value("order") or "desc"
+    order = event.get_query_string_value("order")
+    order = "desc" if order is None else order  # present but empty is invalid, as any other value
     if order not in ("asc", "desc"):
         raise InvalidRequest("order is asc or desc.", param="order")
-    raw = event.get_query_string_value("limit") or str(DEFAULT_PAGE)
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    raw = event.get_query_string_value("limit")
+    raw = str(DEFAULT_PAGE) if raw is None else raw
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
         raise InvalidRequest(f"limit is an integer from 1 to {MAX_PAGE}.", param="limit")
     ordered = list(reversed(items)) if order == "desc" else list(items)
     after = event.get_query_string_value("after")
