@@ -46,7 +46,7 @@ def create_message() -> Response:
     key and body match an earlier one (the key's fingerprint is the body; a bad header must not be replayed into
     a 200)."""
     from ctxgate.api.limits import request_deadline
-    from ctxgate.api.routes.chat import SESSION_HEADER, budget_tokens, cache_options
+    from ctxgate.api.routes.chat import SESSION_HEADER, VARYING_HEADERS, budget_tokens, cache_options
     from ctxgate.api.streaming import buffered
     from ctxgate.api.wire.anthropic_messages import parse_messages_request
     from ctxgate.chat.models import ChatRequest
@@ -75,6 +75,7 @@ def create_message() -> Response:
             tenant=caller.tenant,
             key=key,
             body=event.decoded_body or "",
+            headers={name: event.headers.get(name) for name in VARYING_HEADERS},
             context=router.lambda_context,
             execute=lambda: _serve(caller, session_id, request, stream=wire.stream),
         )
