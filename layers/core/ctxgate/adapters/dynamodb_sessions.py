@@ -6,6 +6,9 @@ Single-table layout, everything namespaced by tenant::
     pk = "T#{tenant}#S#{session}"   sk = "TURN#{seq:010d}"   one turn; the message as JSON, or ``body_key`` into S3
     pk = "T#{tenant}#S#{session}"   sk = "LEASE"             who is serving the session's current turn, until when
 
+``delete`` first marks META ``deleting``; every write into a session is conditioned on that mark's absence, so a
+write racing a delete is refused instead of leaving items behind (see :meth:`DynamoSessionStore.delete`).
+
 A session expires whole. Only META carries ``expires_at`` (moved forward by every append, in the same write),
 and no item has a DynamoDB TTL of its own, so nothing of a live session ever disappears piecemeal. META also
 carries ``exp_shard``, the partition key of the sparse ``expiry`` index (``exp_shard``, ``expires_at``), which
@@ -33,7 +36,7 @@ from ctxgate.aws import client
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
 from ctxgate.sessions.models import Pin, SessionMeta, Turn, TurnPage
-from ctxgate.sessions.ports import AppendConflict, BlobStore
+from ctxgate.sessions.ports import AppendConflict, BlobStore, SessionDependent
 
 META = "META"
 TURN_PREFIX = "TURN#"
@@ -68,6 +71,8 @@ class DynamoSessionStore(DynamoSessionLeases):
         self._ddb = dynamodb
         self.clock = clock
         self.expiry_shards = expiry_shards
+        self.dependents: list[SessionDependent] = []
+        """Told of every deleted session after its items went (the response cache forgets the session's entries)."""
 
     @property
     def ddb(self) -> Any:
@@ -87,8 +92,9 @@ class DynamoSessionStore(DynamoSessionLeases):
         if item is None:
             return None
         meta = parse_meta(tenant, session_id, item)
-        if meta.expires_at <= self.clock():
+        if meta.expires_at <= self.clock() or "deleting" in item:
             # The sweeper deletes expired sessions on a schedule; until it has, an expired session is gone for us.
+            # A session marked deleting is one whose delete was interrupted: finish it.
             self.delete(tenant, session_id)
             return None
         return meta
@@ -219,7 +225,7 @@ class DynamoSessionStore(DynamoSessionLeases):
         values[":expected"] = {"N": str(expected_last_seq)}
         if expected_last_seq == 0:
             # A session may exist without turns (a pin was added first); its first turn still creates it.
-            condition = "attribute_not_exists(#last) OR #last = :expected"
+            condition = "(attribute_not_exists(#last) OR #last = :expected) AND attribute_not_exists(deleting)"
             names["#created"] = "created_at"
             sets.append("#created = if_not_exists(#created, :now)")
             if system_prompt is not None:
@@ -227,7 +233,7 @@ class DynamoSessionStore(DynamoSessionLeases):
                 values[":sys"] = {"S": system_prompt}
                 sets.append("#sys = :sys")
         else:
-            condition = "#last = :expected"
+            condition = "#last = :expected AND attribute_not_exists(deleting)"
         return {
             "TableName": self.table,
             "Key": {"pk": {"S": pk}, "sk": {"S": META}},
@@ -238,19 +244,41 @@ class DynamoSessionStore(DynamoSessionLeases):
         }
 
     def delete(self, tenant: str, session_id: str) -> bool:
+        """Delete every item and object of the session, then what dependents keep for it (its cache entries).
+        Returns False if the session had no items.
+
+        META is first marked ``deleting``: from then on every write into the session (appends, pins, compaction
+        commits, cache entries) is refused by its condition, so the listing below is complete and nothing can be
+        written back after it. META goes last, so an interrupted delete leaves a marked session, which the next
+        read or delete finishes. Dependents are told even when the session had no items (a retry of a delete
+        interrupted after META went)."""
         pk = session_pk(tenant, session_id)
+        self._mark_deleting(pk)
         keys = self._keys(pk)
-        if not keys:
-            return False
-        # Turns and bodies first, META last: an interrupted delete leaves a session that can be deleted again.
-        keys.sort(key=lambda k: k["sk"]["S"] == META)
-        self.blobs.delete_prefix(session_prefix(tenant, session_id))
-        for start in range(0, len(keys), 25):
-            requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
-            while requests:
-                result = self.ddb.batch_write_item(RequestItems={self.table: requests})
-                requests = result.get("UnprocessedItems", {}).get(self.table, [])
-        return True
+        if keys:
+            keys.sort(key=lambda k: k["sk"]["S"] == META)
+            self.blobs.delete_prefix(session_prefix(tenant, session_id))
+            for start in range(0, len(keys), 25):
+                requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+                while requests:
+                    result = self.ddb.batch_write_item(RequestItems={self.table: requests})
+                    requests = result.get("UnprocessedItems", {}).get(self.table, [])
+        for dependent in self.dependents:
+            dependent.forget_session(tenant, session_id)
+        return bool(keys)
+
+    def _mark_deleting(self, pk: str) -> None:
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": pk}, "sk": {"S": META}},
+                UpdateExpression="SET deleting = :yes",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
+            )
+        except Exception as error:
+            if not is_condition_failure(error):
+                raise
 
     # -- lifetime ----------------------------------------------------------------------------------------------
 
