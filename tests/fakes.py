@@ -140,6 +140,9 @@ class MemoryStore:
     def get_shard(self, key):
         return self.shards[key]
 
+    def discard_shard(self, key):
+        self.shards.pop(key, None)
+
 
 class ListQueue:
     def __init__(self) -> None:

@@ -98,6 +98,7 @@ def build_cache(settings: Settings) -> ResponseCache:
         S3BlobStore(settings.bucket_name),
         offload_threshold_bytes=settings.offload_threshold_bytes,
         max_entries_per_scope=settings.cache_max_entries_per_scope,
+        sessions_table=settings.table_name,  # a session's entries are written only while the session lives
     )
     kind = settings.embeddings
     return ResponseCache(
@@ -136,14 +137,23 @@ def build_chat(settings: Settings, router: ModelRouter | None = None) -> ChatSer
 
     router = router or build_router(settings)
     engine = build_engine(settings, router)
+    response_cache = build_cache(settings)
+    _cascade_deletes(engine.store, response_cache)
     return ChatService(
         engine.store,
         router,
         engine,
-        cache=build_cache(settings),
+        cache=response_cache,
         spend=build_spend(settings),
         conflict_retries=settings.session_conflict_retries,
     )
+
+
+def _cascade_deletes(store: Any, response_cache: ResponseCache) -> None:
+    """A deleted or expired session takes the cache entries its turns stored with it."""
+    dependents = getattr(store, "dependents", None)  # test doubles of the store may keep no dependents
+    if dependents is not None and response_cache not in dependents:
+        dependents.append(response_cache)
 
 
 def build_sessions(chat: ChatService) -> SessionService:
@@ -224,8 +234,11 @@ def context_engine() -> ContextEngine:
 
 @cache
 def context_store() -> DynamoContextStore:
-    """The sessions store alone (the sweeper needs nothing else)."""
-    return build_context_store(get_settings())
+    """The sessions store, and the response cache its deletes cascade to (all the sweeper needs)."""
+    settings = get_settings()
+    store = build_context_store(settings)
+    _cascade_deletes(store, build_cache(settings))
+    return store
 
 
 def run_sweeper() -> AgentService:

@@ -50,7 +50,12 @@ def test_keys_written_at_compaction_let_recall_find_a_turn_by_a_word_it_lacks():
         if "SEARCH KEYS" not in messages[0]["content"]:
             return reply("ok")
         transcript = messages[-1]["content"]
-        keyed = [line.split("]")[0].removeprefix("[turn ") for line in transcript.splitlines() if "clinic" in line]
+        keyed, turn = [], ""
+        for line in transcript.splitlines():  # "[turn N] speaker:" headers, then the turn's quoted "> " lines
+            if line.startswith("[turn "):
+                turn = line.split("]")[0].removeprefix("[turn ")
+            elif "clinic" in line:
+                keyed.append(turn)
         return reply(
             "- Ana talked about family.\nSEARCH KEYS\n" + "\n".join(f"{s}: Jana, sister, nurse" for s in keyed)
         )

@@ -101,7 +101,8 @@ class DynamoBranches(DynamoSessionStore):
             put["ExpressionAttributeValues"] = {":sid": {"S": session_id}}
             actions = [{"Put": put}]
         session = {"pk": {"S": session_pk(tenant, session_id)}, "sk": {"S": META}}
-        check = {"TableName": self.table, "Key": session, "ConditionExpression": "attribute_exists(pk)"}
+        live = "attribute_exists(pk) AND attribute_not_exists(deleting)"  # never into a session being deleted
+        check = {"TableName": self.table, "Key": session, "ConditionExpression": live}
         try:
             self.ddb.transact_write_items(TransactItems=[{"ConditionCheck": check}, *actions])
         except Exception as error:

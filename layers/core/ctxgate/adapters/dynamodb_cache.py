@@ -5,6 +5,15 @@ Its own table, with TTL on ``expires_at``; every key starts with the tenant::
     pk = "X#{tenant}#{exact key}"   sk = "X"                          one exact entry
     pk = "S#{tenant}#{scope}"       sk = "{created ms:013d}#{id}"     one semantic entry (prompt, vector, answer,
                                                                       served_by, last_used ms)
+    pk = "O#{tenant}#{session}"     sk = "{entry pk}|{entry sk}"      the session index: one item per entry a
+                                                                      stateful turn of the session stored
+
+An entry a session's turn stores belongs to that session: it holds the session's text (the exact key covers the
+whole assembled context; a semantic scope's fingerprint does too). It is written in one transaction with its index
+item and a condition that the session's META exists and is not being deleted, so a turn racing
+``DELETE /v1/sessions/{id}`` either lands before the delete (and the delete's :meth:`forget_session` finds it) or
+is refused. An exact entry two sessions wrote alike (same context, same model) goes when either is deleted: it
+holds both sessions' text. Entries of stateless requests belong to no session and expire by TTL.
 
 Semantic scopes are bounded: after a put, while a scope holds more than ``max_entries_per_scope`` entries, the
 least recently used one (expired ones first) is deleted from the table, its S3 body with it. A hit records its
@@ -28,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ctxgate.adapters.dynamodb_cache_index import DynamoCacheSessionIndex
 from ctxgate.adapters.dynamodb_common import query_pages
 from ctxgate.adapters.s3_layout import cache_body_key
 from ctxgate.aws import client
@@ -71,7 +81,7 @@ class _Scope:
                 return
 
 
-class DynamoCacheStore:
+class DynamoCacheStore(DynamoCacheSessionIndex):
     def __init__(
         self,
         table: str,
@@ -84,10 +94,14 @@ class DynamoCacheStore:
         last_use_resolution_ms: int = LAST_USE_RESOLUTION_MS,
         dynamodb: Any = None,
         clock: Callable[[], float] = time.time,
+        sessions_table: str | None = None,
     ) -> None:
+        """``sessions_table``: the sessions table whose META conditions a session's entries (None: unconditioned,
+        for a cache used without sessions)."""
         if max_entries_per_scope < 1:
             raise ValueError("a semantic scope holds at least one entry")
         self.table = table
+        self.sessions_table = sessions_table
         self.blobs = blobs
         self.offload_threshold = offload_threshold_bytes
         self.max_entries = max_entries_per_scope
@@ -128,20 +142,29 @@ class DynamoCacheStore:
             return None
         return self._response(item)
 
-    def put_exact(self, tenant: str, key: str, response: CachedResponse, *, expires_at: int) -> None:
+    def put_exact(
+        self, tenant: str, key: str, response: CachedResponse, *, expires_at: int, session_id: str | None = None
+    ) -> bool:
         item = {
             "pk": {"S": f"X#{tenant}#{key}"},
             "sk": {"S": "X"},
             "expires_at": {"N": str(expires_at)},
             **self._body(tenant, key, response),
         }
-        self.ddb.put_item(TableName=self.table, Item=item)
+        return self._write(tenant, item, session_id)
 
     # -- semantic ----------------------------------------------------------------------------------------------------
 
     def put_semantic(
-        self, tenant: str, scope: str, entry: SemanticEntry, response: CachedResponse, vector: Any
-    ) -> None:
+        self,
+        tenant: str,
+        scope: str,
+        entry: SemanticEntry,
+        response: CachedResponse,
+        vector: Any,
+        *,
+        session_id: str | None = None,
+    ) -> bool:
         import numpy as np
 
         pk = f"S#{tenant}#{scope}"
@@ -158,11 +181,13 @@ class DynamoCacheStore:
             "last_used": {"N": str(now_ms)},
             **self._body(tenant, f"semantic-{entry.id}", response),
         }
-        self.ddb.put_item(TableName=self.table, Item=item)
+        if not self._write(tenant, item, session_id):
+            return False
         self._refresh(pk, force=True)  # count what other processes wrote too
         with self._lock:
             self._scope(pk).add(entry, row, now_ms)  # visible to this process at once
         self._evict_beyond_bound(pk)
+        return True
 
     def semantic_index(self, tenant: str, scope: str) -> SemanticIndex:
         import numpy as np
@@ -187,7 +212,8 @@ class DynamoCacheStore:
         with self._lock:
             last_used = self._scope(pk).last_used.get(entry.id, 0)
         if now_ms - last_used < self.last_use_resolution_ms:
-            item = self.ddb.get_item(TableName=self.table, Key=key).get("Item")
+            # Consistent: an entry a session delete removed must never be served from a stale replica.
+            item = self.ddb.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         else:
             try:
                 item = self.ddb.update_item(

@@ -45,3 +45,24 @@ def is_condition_failure(error: Exception) -> bool:
         message = response.get("Error", {}).get("Message", "")
         return "ConditionalCheckFailed" in message or "TransactionConflict" in message
     return any(r.get("Code") in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons)
+
+
+def delete_keys(ddb: Any, table: str, keys: list[dict[str, Any]]) -> None:
+    """Delete the items with ``keys`` in order, 25 per batch, retrying what DynamoDB leaves unprocessed."""
+    for start in range(0, len(keys), 25):
+        requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+        while requests:
+            result = ddb.batch_write_item(RequestItems={table: requests})
+            requests = result.get("UnprocessedItems", {}).get(table, [])
+
+
+def partition_keys(ddb: Any, table: str, pk: str) -> list[dict[str, Any]]:
+    """The keys of every item in partition ``pk`` (a consistent read)."""
+    return query_all(
+        ddb,
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": pk}},
+        ProjectionExpression="pk, sk",
+        ConsistentRead=True,
+    )

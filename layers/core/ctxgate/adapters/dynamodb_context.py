@@ -31,6 +31,7 @@ from ctxgate.adapters.dynamodb_sessions import (
 )
 from ctxgate.adapters.s3_layout import SESSIONS_ROOT, parse_session_object, shard_key
 from ctxgate.context.models import Epoch, RecallShard, StoredContext
+from ctxgate.errors import SessionConflict
 from ctxgate.sessions.models import Pin, SessionMeta
 from ctxgate.sessions.ports import AppendConflict
 
@@ -77,6 +78,7 @@ class DynamoContextStore(DynamoBranches):
             "Key": {"pk": {"S": pk}, "sk": {"S": META}},
             "UpdateExpression": "SET created_at = if_not_exists(created_at, :now), updated_at = :now, "
             "last_seq = if_not_exists(last_seq, :zero), " + ", ".join(LIFETIME_SETS),
+            "ConditionExpression": "attribute_not_exists(deleting)",  # never into a session being deleted
             "ExpressionAttributeNames": LIFETIME_NAMES,
             "ExpressionAttributeValues": {
                 ":now": {"N": repr(now)},
@@ -85,7 +87,12 @@ class DynamoContextStore(DynamoBranches):
             },
         }
         put = {"TableName": self.table, "Item": pin_item(pk, pin)}
-        self.ddb.transact_write_items(TransactItems=[{"Update": meta}, {"Put": put}])
+        try:
+            self.ddb.transact_write_items(TransactItems=[{"Update": meta}, {"Put": put}])
+        except Exception as error:
+            if is_condition_failure(error):
+                raise SessionConflict(f"Session {session_id} is being deleted; retry the request.") from error
+            raise
 
     def delete_pin(self, tenant: str, session_id: str, pin_id: str) -> bool:
         from botocore.exceptions import ClientError
@@ -119,10 +126,12 @@ class DynamoContextStore(DynamoBranches):
         # Conditioned on the incarnation that was compacted too: a compaction that finishes after the session was
         # deleted (or deleted and created anew) can never write into, or recreate, a META.
         values: dict[str, Any] = {":new": {"N": str(evicted_through)}, ":inc": {"S": meta.incarnation}}
+        # ... and on the session not being deleted: a delete marks META first, then lists what to remove.
+        live = "incarnation = :inc AND attribute_not_exists(deleting)"
         if expected_evicted_through == 0:
-            condition = "incarnation = :inc AND attribute_not_exists(evicted_through)"
+            condition = f"{live} AND attribute_not_exists(evicted_through)"
         else:
-            condition = "incarnation = :inc AND evicted_through = :expected"
+            condition = f"{live} AND evicted_through = :expected"
             values[":expected"] = {"N": str(expected_evicted_through)}
         actions: list[dict[str, Any]] = [
             {
@@ -159,6 +168,12 @@ class DynamoContextStore(DynamoBranches):
         self.blobs.put(key, shard.model_dump_json().encode())
         _remember(key, shard)
         return key
+
+    def discard_shard(self, key: str) -> None:
+        """Delete a shard no epoch references (its compaction's commit was refused)."""
+        with _shard_lock:
+            _shard_cache.pop(key, None)
+        self.blobs.delete(key)
 
     def sweep_orphans(self, now: float, *, grace_seconds: float, window_seconds: float | None) -> int:
         """Delete session objects that no item references: an offloaded turn body or a recall shard left by a crash

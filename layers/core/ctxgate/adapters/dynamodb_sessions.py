@@ -9,8 +9,9 @@ Single-table layout, everything namespaced by tenant::
     pk = "T#{tenant}#S#{session}"   sk = "XREF#B#{branch}"   a branch that shares this session's turns
     pk = "T#{tenant}#R#{kind}#{id}" sk = "RECORD"            the record itself (a response, a conversation)
 
-A branch's META carries its ``lineage`` (see :mod:`ctxgate.sessions.lineage`); deleting a session deletes its
-records and, through the XREF#B# markers, every branch that reads its turns.
+A branch's META carries its ``lineage`` (see :mod:`ctxgate.sessions.lineage`). ``delete`` marks META ``deleting``
+(every write into a session is conditioned on that mark's absence, so a racing write is refused), then deletes the
+session's records and, through the XREF#B# markers, every branch that reads its turns.
 
 A session expires whole. Only META carries ``expires_at`` (moved forward by every append, in the same write),
 and no item has a DynamoDB TTL of its own, so nothing of a live session ever disappears piecemeal. META also
@@ -33,15 +34,21 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ctxgate.adapters.dynamodb_common import MAX_TRANSACTION_ITEMS, is_condition_failure, query_all, query_pages
+from ctxgate.adapters.dynamodb_common import (
+    MAX_TRANSACTION_ITEMS,
+    delete_keys,
+    is_condition_failure,
+    partition_keys,
+    query_pages,
+)
 from ctxgate.adapters.dynamodb_leases import DynamoSessionLeases, session_pk
-from ctxgate.adapters.dynamodb_records import BRANCH_REF, RECORD, RECORD_REF, keep_alive, record_pk, record_puts
+from ctxgate.adapters.dynamodb_records import keep_alive, record_puts, unlink_session
 from ctxgate.adapters.s3_layout import session_prefix, turn_body_key
 from ctxgate.aws import client
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
 from ctxgate.sessions.models import Pin, Segment, SessionMeta, SessionRecord, Turn, TurnPage
-from ctxgate.sessions.ports import AppendConflict, BlobStore
+from ctxgate.sessions.ports import AppendConflict, BlobStore, SessionDependent
 
 META = "META"
 TURN_PREFIX = "TURN#"
@@ -76,6 +83,8 @@ class DynamoSessionStore(DynamoSessionLeases):
         self._ddb = dynamodb
         self.clock = clock
         self.expiry_shards = expiry_shards
+        self.dependents: list[SessionDependent] = []
+        """Told of every deleted session after its items went (the response cache forgets the session's entries)."""
 
     @property
     def ddb(self) -> Any:
@@ -95,8 +104,9 @@ class DynamoSessionStore(DynamoSessionLeases):
         if item is None:
             return None
         meta = parse_meta(tenant, session_id, item)
-        if meta.expires_at <= self.clock():
+        if meta.expires_at <= self.clock() or "deleting" in item:
             # The sweeper deletes expired sessions on a schedule; until it has, an expired session is gone for us.
+            # A session marked deleting is one whose delete was interrupted: finish it.
             self.delete(tenant, session_id)
             return None
         return meta
@@ -235,7 +245,7 @@ class DynamoSessionStore(DynamoSessionLeases):
         values[":expected"] = {"N": str(expected_last_seq)}
         if expected_last_seq == 0:
             # A session may exist without turns (a pin was added first); its first turn still creates it.
-            condition = "attribute_not_exists(#last) OR #last = :expected"
+            condition = "(attribute_not_exists(#last) OR #last = :expected) AND attribute_not_exists(deleting)"
             names["#created"] = "created_at"
             sets.append("#created = if_not_exists(#created, :now)")
             if system_prompt is not None:
@@ -243,7 +253,7 @@ class DynamoSessionStore(DynamoSessionLeases):
                 values[":sys"] = {"S": system_prompt}
                 sets.append("#sys = :sys")
         else:
-            condition = "#last = :expected"
+            condition = "#last = :expected AND attribute_not_exists(deleting)"
         return {
             "TableName": self.table,
             "Key": {"pk": {"S": pk}, "sk": {"S": META}},
@@ -254,32 +264,39 @@ class DynamoSessionStore(DynamoSessionLeases):
         }
 
     def delete(self, tenant: str, session_id: str) -> bool:
+        """Delete every item and object of the session, then what dependents keep for it (its cache entries).
+        Returns False if the session had no items.
+
+        META is first marked ``deleting``: from then on every write into the session (appends, pins, compaction
+        commits, cache entries) is refused by its condition, so the listing below is complete and nothing can be
+        written back after it. META goes last, so an interrupted delete leaves a marked session, which the next
+        read or delete finishes. Dependents are told even when the session had no items (a retry of a delete
+        interrupted after META went)."""
         pk = session_pk(tenant, session_id)
-        keys = self._keys(pk)
-        if not keys:
-            return False
-        for key in keys:  # what lives elsewhere but only through this session goes with it
-            sk = key["sk"]["S"]
-            if sk.startswith(BRANCH_REF):
-                self.delete(tenant, sk[len(BRANCH_REF) :])
-            elif sk.startswith(RECORD_REF):
-                kind, _, record_id = sk[len(RECORD_REF) :].partition("#")
-                self.ddb.delete_item(
-                    TableName=self.table, Key={"pk": {"S": record_pk(tenant, kind, record_id)}, "sk": {"S": RECORD}}
-                )
+        self._mark_deleting(pk)
+        keys = partition_keys(self.ddb, self.table, pk)
         meta = self.get_raw(tenant, session_id)
-        for segment in meta.lineage if meta else []:
-            ref = {"pk": {"S": session_pk(tenant, segment.session_id)}, "sk": {"S": BRANCH_REF + session_id}}
-            self.ddb.delete_item(TableName=self.table, Key=ref)
-        # Turns and bodies first, META last: an interrupted delete leaves a session that can be deleted again.
-        keys.sort(key=lambda k: k["sk"]["S"] == META)
-        self.blobs.delete_prefix(session_prefix(tenant, session_id))
-        for start in range(0, len(keys), 25):
-            requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
-            while requests:
-                result = self.ddb.batch_write_item(RequestItems={self.table: requests})
-                requests = result.get("UnprocessedItems", {}).get(self.table, [])
-        return True
+        unlink_session(self.ddb, self.table, tenant, session_id, keys, meta.lineage if meta else [], self.delete)
+        if keys:  # turns and bodies first, META last: an interrupted delete leaves a session that can be deleted again
+            keys.sort(key=lambda k: k["sk"]["S"] == META)
+            self.blobs.delete_prefix(session_prefix(tenant, session_id))
+            delete_keys(self.ddb, self.table, keys)
+        for dependent in self.dependents:
+            dependent.forget_session(tenant, session_id)
+        return bool(keys)
+
+    def _mark_deleting(self, pk: str) -> None:
+        try:
+            self.ddb.update_item(
+                TableName=self.table,
+                Key={"pk": {"S": pk}, "sk": {"S": META}},
+                UpdateExpression="SET deleting = :yes",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":yes": {"BOOL": True}},
+            )
+        except Exception as error:
+            if not is_condition_failure(error):
+                raise
 
     # -- lifetime ----------------------------------------------------------------------------------------------
 
@@ -321,16 +338,6 @@ class DynamoSessionStore(DynamoSessionLeases):
             ConsistentRead=True,
         ).get("Item")
         return parse_meta(tenant, session_id, item) if item else None
-
-    def _keys(self, pk: str) -> list[dict[str, Any]]:
-        return query_all(
-            self.ddb,
-            TableName=self.table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": pk}},
-            ProjectionExpression="pk, sk",
-            ConsistentRead=True,
-        )
 
 
 def pin_item(pk: str, pin: Pin) -> dict[str, Any]:

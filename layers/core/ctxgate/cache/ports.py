@@ -15,7 +15,12 @@ class CacheStore(Protocol):
         """A live entry (expired ones count as absent)."""
         ...
 
-    def put_exact(self, tenant: str, key: str, response: CachedResponse, *, expires_at: int) -> None: ...
+    def put_exact(
+        self, tenant: str, key: str, response: CachedResponse, *, expires_at: int, session_id: str | None = None
+    ) -> bool:
+        """Store an entry. With ``session_id`` (a stateful turn's entry) it joins that session's index, and only
+        while the session exists and is not being deleted; returns False when refused so."""
+        ...
 
     def semantic_index(self, tenant: str, scope: str) -> SemanticIndex:
         """The live entries of a scope (vectors, ids and prompts; no responses) and a matrix of their vectors, row
@@ -28,10 +33,23 @@ class CacheStore(Protocol):
         ...
 
     def put_semantic(
-        self, tenant: str, scope: str, entry: SemanticEntry, response: CachedResponse, vector: np.ndarray
-    ) -> None:
-        """Store an entry; then, while the scope holds more than its bound, evict its least recently used entries
-        (from the store itself, not only from memory)."""
+        self,
+        tenant: str,
+        scope: str,
+        entry: SemanticEntry,
+        response: CachedResponse,
+        vector: np.ndarray,
+        *,
+        session_id: str | None = None,
+    ) -> bool:
+        """Store an entry (joining ``session_id``'s index like :meth:`put_exact`; False when refused); then, while
+        the scope holds more than its bound, evict its least recently used entries (from the store itself, not only
+        from memory)."""
+        ...
+
+    def forget_session(self, tenant: str, session_id: str) -> int:
+        """Delete every entry in the session's index, with its offloaded body and any in-memory copy this process
+        holds; idempotent. Returns how many entries went."""
         ...
 
 

@@ -157,15 +157,26 @@ class ResponseCache:
             )
         )
 
-    def remember(self, tenant: str, lookup: CacheLookup, completion: Completion, usage: Usage, served_by: str) -> None:
+    def remember(
+        self,
+        tenant: str,
+        lookup: CacheLookup,
+        completion: Completion,
+        usage: Usage,
+        served_by: str,
+        *,
+        session_id: str | None = None,
+    ) -> None:
         """Store a fresh response under the lookup's keys, unless the request said no-store or was not cacheable, or
-        ``served_by`` (a fallback) is not the model the lookup was for."""
+        ``served_by`` (a fallback) is not the model the lookup was for. ``session_id``: the entries belong to that
+        session (they hold its text), go when it is deleted, and are not stored at all if it is already gone."""
         if not lookup.store or lookup.key is None or served_by != lookup.model:
             return
         now = self.clock()
         response = CachedResponse(completion=completion, usage=usage, served_by=served_by, created_at=now)
         expires_at = int(now) + lookup.ttl
-        self.store.put_exact(tenant, lookup.key, response, expires_at=expires_at)
+        if not self.store.put_exact(tenant, lookup.key, response, expires_at=expires_at, session_id=session_id):
+            return  # the session was deleted while this turn ran: its text must not outlive it here
         if lookup.scope is None or lookup.prompt is None or self.embedder is None:
             return
         vector = lookup.vector if lookup.vector is not None else self.embedder().embed([lookup.prompt])[0]
@@ -178,7 +189,11 @@ class ResponseCache:
             created_at=now,
             expires_at=expires_at,
         )
-        self.store.put_semantic(tenant, lookup.scope, entry, response, vector)
+        self.store.put_semantic(tenant, lookup.scope, entry, response, vector, session_id=session_id)
+
+    def forget_session(self, tenant: str, session_id: str) -> int:
+        """Delete the entries the session's turns stored (called when the session is deleted or expires)."""
+        return self.store.forget_session(tenant, session_id)
 
     def _record(self, lookup: CacheLookup) -> CacheLookup:
         if self.metrics is not None:

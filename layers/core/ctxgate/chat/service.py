@@ -261,7 +261,7 @@ class ChatService:
         )
         self.engine.request_compaction_if_due(tenant, session_id, planned, sum(tokens))
         if lookup is not None and lookup.response is None:
-            self._remember(tenant, lookup, completion, usage, served_by)
+            self._remember(tenant, lookup, completion, usage, served_by, session_id=session_id)
         return ChatOutcome(completion, usage, served_by, session_id, turns[-1].seq, plan, lookup, hold.state)
 
     def _admit(self, caller: Caller, request: ChatRequest) -> ModelConfig:
@@ -318,10 +318,18 @@ class ChatService:
         )
 
     def _remember(
-        self, tenant: str, lookup: CacheLookup | None, completion: Completion, usage: Usage, served_by: str
+        self,
+        tenant: str,
+        lookup: CacheLookup | None,
+        completion: Completion,
+        usage: Usage,
+        served_by: str,
+        *,
+        session_id: str | None = None,
     ) -> None:
+        """``session_id``: a stateful turn's entries belong to its session (deleted with it)."""
         if self.cache is not None and lookup is not None:
-            self.cache.remember(tenant, lookup, completion, usage, served_by)
+            self.cache.remember(tenant, lookup, completion, usage, served_by, session_id=session_id)
 
 
 def pin_content(content: str) -> str:

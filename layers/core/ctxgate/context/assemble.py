@@ -6,6 +6,10 @@ Layout, in order; sections 1-4 form the stable prefix, byte-identical from turn 
 recall: each earlier message's recalled turns right before it), 5. recalled evicted turns relevant to the new
 message, 6. the new message(s).
 
+Only the client's own words keep their roles: the system prompt and pins (the client set them) are ``system``
+messages, while summaries and recalled turns, which quote users and tools, are delimited ``user``-role data blocks
+(:mod:`ctxgate.context.quoting`).
+
 No timestamps or per-request data appear in sections 1-4, so the serialisation is deterministic.
 """
 
@@ -27,8 +31,9 @@ from ctxgate.context.models import (
     RecallShard,
     Section,
 )
+from ctxgate.context.quoting import quote_entry, recalled_entry, recalled_message
 from ctxgate.context.ranking import Ranker, Scored
-from ctxgate.context.recall import RECALL_HEADER, day_line, is_question, recall_line, render_recalled
+from ctxgate.context.recall import day_line, is_question
 from ctxgate.context.summarize import epoch_message
 from ctxgate.errors import InvalidRequest
 from ctxgate.messages import Message
@@ -158,7 +163,7 @@ def assemble_context(
         gate = config.recall_min_relevance_question if asks else config.recall_min_relevance
         exclude = {d.seq for docs, _ in sticky for d in docs}
         recalled = pack_recalled(rank(query, time.time() if now is None else now), recall_budget, gate, exclude)
-    add("recalled", [Message(role="system", content=render_recalled(recalled))] if recalled else [])
+    add("recalled", [recalled_message(recalled)] if recalled else [])
     add("new", list(new))
 
     used = sum(s.tokens for s in sections) + REPLY_PRIMING_TOKENS
@@ -195,7 +200,7 @@ def pack_recalled(ranked: list[Scored], budget: int, gate: float, exclude: set[i
     """
     chosen: list[RecallDoc] = []
     days: set[str | None] = set()
-    used = count_message(Message(role="system", content=RECALL_HEADER))
+    used = count_message(recalled_message([]))
     if max((s.relevance for s in ranked if s.doc.seq not in exclude), default=0.0) < gate:
         return []
     for scored in ranked:
@@ -205,13 +210,14 @@ def pack_recalled(ranked: list[Scored], budget: int, gate: float, exclude: set[i
         if doc.seq in exclude:
             continue
         day = day_line(doc)
-        cost = count_text("\n" + recall_line(doc)) + (count_text("\n" + day) if day and day not in days else 0)
+        line = quote_entry(recalled_entry(doc))
+        cost = count_text("\n" + line) + (count_text("\n" + day) if day and day not in days else 0)
         if used + cost <= budget:
             chosen.append(doc)
             days.add(day)
             used += cost
     # Token counts are not exactly additive across a join; drop the least relevant until the message fits.
-    while chosen and count_message(Message(role="system", content=render_recalled(chosen))) > budget:
+    while chosen and count_message(recalled_message(chosen)) > budget:
         chosen.pop()
     return chosen
 
@@ -258,7 +264,7 @@ def _with_sticky_recall(
             gate = config.recall_min_relevance_question if asks else config.recall_min_relevance
             docs = pack_recalled(rank(query, turn.created_at), budget, gate, seen) if budget > 0 and query else []
             if docs:
-                block = Message(role="system", content=render_recalled(docs))
+                block = recalled_message(docs)
                 tokens = count_message(block)
                 blocks.append((len(messages), docs, tokens))
                 messages.append(block)

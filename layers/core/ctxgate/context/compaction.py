@@ -19,6 +19,7 @@ from ctxgate.context.ports import ContextStore
 from ctxgate.context.recall import build_shard
 from ctxgate.context.summarize import Summarizer, make_epoch, summary_units, turn_units
 from ctxgate.retry import RetryPolicy, call_with_retry
+from ctxgate.sessions.ports import AppendConflict
 
 if TYPE_CHECKING:
     from ctxgate.embeddings import Embedder
@@ -91,14 +92,20 @@ class CompactionJob:
         key = self.store.put_shard(meta, build_shard(chunk, embedder=self.embedder, keys=keys))
         epoch = epoch.model_copy(update={"shards": [key]})
         put, delete = self._consolidate(state.epochs, epoch, summary_cap, meta.model)
-        self.store.commit_compaction(
-            request.tenant,
-            request.session_id,
-            expected_evicted_through=state.evicted_through,
-            evicted_through=cut,
-            put=put,
-            delete=delete,
-        )
+        try:
+            self.store.commit_compaction(
+                request.tenant,
+                request.session_id,
+                expected_evicted_through=state.evicted_through,
+                evicted_through=cut,
+                put=put,
+                delete=delete,
+            )
+        except AppendConflict:
+            # Refused: another compaction won, or the session was deleted meanwhile. The shard would be an orphan
+            # (and a deleted session's text), so it goes now; a retry writes its own.
+            self.store.discard_shard(key)
+            raise
         logger.info("compacted", extra={"session": request.session_id, "through": cut, "epochs_written": len(put)})
         return CompactionResult("compacted", cut, epoch)
 

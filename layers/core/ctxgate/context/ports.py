@@ -40,6 +40,10 @@ class ContextStore(SessionStore, Protocol):
 
     def get_shard(self, key: str) -> RecallShard: ...
 
+    def discard_shard(self, key: str) -> None:
+        """Delete a shard whose compaction was refused (the session moved on, or was deleted), so none is orphaned."""
+        ...
+
 
 class CompactionQueue(Protocol):
     def request(self, job: CompactionRequest) -> None:

@@ -113,3 +113,12 @@ class BlobStore(Protocol):
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many."""
         ...
+
+
+class SessionDependent(Protocol):
+    """Something that keeps data on a session's behalf outside the session's own items (the response cache)."""
+
+    def forget_session(self, tenant: str, session_id: str) -> int:
+        """Delete everything kept for the session (any incarnation of its id); returns how many entries went.
+        Idempotent."""
+        ...
