@@ -51,10 +51,10 @@ def test_keys_written_at_compaction_let_recall_find_a_turn_by_a_word_it_lacks():
             return reply("ok")
         transcript = messages[-1]["content"]
         keyed, turn = [], ""
-        for line in transcript.splitlines():  # "[turn N] speaker:" headers, then the turn's quoted "> " lines
+        for line in transcript.splitlines():  # "[turn N] speaker: first line", then the turn's quoted "> " lines
             if line.startswith("[turn "):
                 turn = line.split("]")[0].removeprefix("[turn ")
-            elif "clinic" in line:
+            if "clinic" in line:
                 keyed.append(turn)
         return reply(
             "- Ana talked about family.\nSEARCH KEYS\n" + "\n".join(f"{s}: Jana, sister, nurse" for s in keyed)
