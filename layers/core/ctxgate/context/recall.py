@@ -110,28 +110,9 @@ def build_shard(
     return RecallShard(first_seq=docs[0].seq, last_seq=docs[-1].seq, docs=docs, embedder=embedder_name)
 
 
-RECALL_HEADER = "Earlier turns recalled because they relate to the new message (verbatim, oldest first):"
-
-
 def day_line(doc: RecallDoc) -> str | None:
     """The date heading a recalled turn is listed under, e.g. "(8 May 2023)"; None for a turn without a time."""
     if doc.created_at <= 0:
         return None
     moment = datetime.fromtimestamp(doc.created_at, UTC)
     return f"({moment.day} {moment:%B %Y})"
-
-
-def recall_line(doc: RecallDoc) -> str:
-    return f"{doc.name or doc.role}: {doc.text}"
-
-
-def render_recalled(docs: list[RecallDoc]) -> str:
-    """Recalled turns, in conversation order, each verbatim with its speaker, under a heading for each day."""
-    lines = [RECALL_HEADER]
-    day = None
-    for doc in sorted(docs, key=lambda d: d.seq):
-        if (heading := day_line(doc)) != day and heading is not None:
-            lines.append(heading)
-        day = heading
-        lines.append(recall_line(doc))
-    return "\n".join(lines)
