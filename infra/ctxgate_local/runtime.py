@@ -55,13 +55,16 @@ class LocalRuntime:
     def serve_forever(self) -> None:
         self.http_server.serve_forever(poll_interval=0.2)
 
-    def stop(self) -> None:
-        if self.pollers is not None:
-            self.pollers.stop()
+    def stop(self) -> list[str]:
+        """Stop serving, polling and moto. Returns the pollers abandoned mid-delivery (see
+        :meth:`QueuePollers.stop`): while one runs, the process must end with ``os._exit``, because a thread still
+        inside native code (ONNX Runtime embedding a compaction) aborts the interpreter's normal finalisation."""
+        busy = self.pollers.stop() if self.pollers is not None else []
         if self.http_server is not None:
             self.http_server.shutdown()
             self.http_server.server_close()
         self.moto_server.stop()
+        return busy
 
 
 def start(

@@ -70,10 +70,17 @@ class QueuePollers:
                 if deliver_once(sqs, function, mapping, self.stack, wait_seconds=1) == 0:
                     self._stop.wait(0.2)
             except Exception:  # the poller must outlive any one failure, as Lambda's does
+                if self._stop.is_set():
+                    return  # moto's server went away under a delivery abandoned by stop()
                 logger.exception("polling %s failed", mapping.queue_logical_id)
                 time.sleep(1)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 2.0) -> list[str]:
+        """Stop polling. Waits at most ``timeout`` seconds in all for deliveries in progress, then abandons them
+        (their threads are daemons): a batch of compactions can take many seconds of CPU, and the queues die with
+        the process anyway. Returns the names of the pollers abandoned mid-delivery."""
         self._stop.set()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return [thread.name for thread in self._threads if thread.is_alive()]

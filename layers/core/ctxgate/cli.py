@@ -7,6 +7,7 @@ Each front-end imports its implementation lazily; none is used inside Lambda.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -63,7 +64,11 @@ def _local(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopping", flush=True)
     finally:
-        runtime.stop()
+        busy = runtime.stop()
+    if busy:  # see LocalRuntime.stop: end now, without finalising around threads still in native code
+        print(f"stopped; abandoned deliveries in progress on {', '.join(busy)}", flush=True)
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
