@@ -1,4 +1,5 @@
-"""Idempotency-Key on the creation routes (chat completions and runs), with Powertools Idempotency on moto."""
+"""Idempotency-Key on the creation routes (chat completions, runs, responses, conversations), with Powertools
+Idempotency on moto."""
 
 from __future__ import annotations
 
@@ -96,6 +97,38 @@ def test_the_same_key_with_a_different_run_body_is_a_422(api, aws):
     status, _, body = run(api, {"model": "echo", "input": [{"role": "user", "content": "b"}]}, "run-key")
     # THEN it is refused
     assert status == 422 and json.loads(body)["error"]["code"] == "idempotency_key_reused"
+
+
+def test_a_chat_duplicate_while_the_first_is_in_flight_is_a_409_and_runs_no_model_call(api, aws, monkeypatch):
+    import threading
+
+    from ctxgate.providers.echo import EchoProvider
+
+    # GIVEN a stateful chat request with a key whose model call has started but not finished
+    assert chat(api, TURN, "warm-up")[0] == 200  # the route's middleware is built before the threads start
+    started, release, calls = threading.Event(), threading.Event(), []
+    complete = EchoProvider.complete
+
+    def slow_complete(self, request):
+        calls.append(request)
+        started.set()
+        release.wait(30)
+        return complete(self, request)
+
+    monkeypatch.setattr(EchoProvider, "complete", slow_complete)
+    results: list[tuple[int, dict[str, str], str]] = []
+    first = threading.Thread(target=lambda: results.append(chat(api, TURN, "in-flight")))
+    first.start()
+    assert started.wait(30)
+    # WHEN the same request arrives again with the same key
+    status, headers, body = chat(api, TURN, "in-flight")
+    release.set()
+    first.join(30)
+    # THEN the duplicate is refused with 409 and Retry-After, without a model call, and the first completes once
+    assert status == 409 and int(headers["retry-after"]) >= 1
+    assert json.loads(body)["error"]["code"] == "idempotency_request_in_progress"
+    assert len(calls) == 1 and results[0][0] == 200
+    assert turns(aws) == 4  # the warm-up's two turns and the first request's two
 
 
 def test_a_duplicate_while_the_first_is_in_flight_is_a_409(aws):
