@@ -54,10 +54,15 @@ class LocalGateway:
         return sum(s3.list_objects_v2(Bucket=b["Name"]).get("KeyCount", 0) for b in s3.list_buckets()["Buckets"])
 
 
-def start_gateway(*args: str, timeout: float = 60.0) -> LocalGateway:
+def start_gateway(*args: str, timeout: float = 60.0, sigint_ignored: bool = False) -> LocalGateway:
+    """``sigint_ignored``: start it as a shell's background job would (``cmd &`` without job control), with SIGINT
+    ignored from the start."""
     command = [str(Path(sys.executable).with_name("ctxgate")), "local", "--port", str(free_port()), *args]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=ignore
+    )
     lines: queue.Queue[str] = queue.Queue()
     output: list[str] = []
 

@@ -160,6 +160,15 @@ def test_custom_config_and_clean_shutdown_on_ctrl_c(tmp_path):
     assert code == 0 and "stopping" in "".join(running.output)
 
 
+def test_ctrl_c_stops_a_gateway_started_as_a_background_job():
+    # GIVEN ctxgate local started the way `cmd &` in a CI script starts it: SIGINT ignored from the start
+    running = start_gateway(sigint_ignored=True)
+    # WHEN it gets Ctrl-C
+    code = stop_gateway(running)
+    # THEN it still stops, cleanly
+    assert code == 0 and "stopping" in "".join(running.output)
+
+
 def test_the_same_deterministic_request_twice_is_an_exact_cache_hit(gateway):
     sdk = client(gateway)
     messages = [{"role": "user", "content": f"What is the capital of Portugal? ({uuid.uuid4().hex[:6]})"}]

@@ -58,6 +58,7 @@ def _local(args: argparse.Namespace) -> int:
     print(f"api key (tenant local): {runtime.dev_key}", flush=True)
     for key, tenant in api_keys:
         print(f"registered key for tenant {tenant}: {key_id_of(key)}", flush=True)
+    _stop_on_signals()
     print("Ctrl-C stops it.", flush=True)
     try:
         runtime.serve_forever()
@@ -70,6 +71,19 @@ def _local(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM both stop the local gateway cleanly. SIGINT's handler is installed explicitly:
+    a process started in the background by a non-interactive shell (``cmd &`` in a CI script) inherits SIGINT
+    ignored, and Python then never raises KeyboardInterrupt, so Ctrl-C from a test harness did nothing."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _bench(args: argparse.Namespace) -> int:
