@@ -46,6 +46,8 @@ class LocalRuntime:
     pollers: Any = None
     dev_key: str = ""
     """A key for tenant ``local``, created at start (shown once, like any key)."""
+    serving: bool = False
+    """Whether :meth:`serve_forever` is running (in any thread)."""
 
     @property
     def base_url(self) -> str:
@@ -53,7 +55,11 @@ class LocalRuntime:
         return f"http://{host}:{port}/v1"
 
     def serve_forever(self) -> None:
-        self.http_server.serve_forever(poll_interval=0.2)
+        self.serving = True
+        try:
+            self.http_server.serve_forever(poll_interval=0.2)
+        finally:
+            self.serving = False
 
     def stop(self) -> list[str]:
         """Stop serving, polling and moto. Returns the pollers abandoned mid-delivery (see
@@ -61,7 +67,10 @@ class LocalRuntime:
         inside native code (ONNX Runtime embedding a compaction) aborts the interpreter's normal finalisation."""
         busy = self.pollers.stop() if self.pollers is not None else []
         if self.http_server is not None:
-            self.http_server.shutdown()
+            # shutdown() waits for the serving loop to say it ended, which it never does if a Ctrl-C interrupted it
+            # before it began: so only a loop still running (another thread's) is asked to stop.
+            if self.serving:
+                self.http_server.shutdown()
             self.http_server.server_close()
         self.moto_server.stop()
         return busy

@@ -75,7 +75,8 @@ def start_gateway(*args: str, timeout: float = 60.0, sigint_ignored: bool = Fals
     threading.Thread(target=pump, daemon=True).start()
     base_url = aws_endpoint = api_key = ""
     deadline = time.monotonic() + timeout
-    while not (base_url and aws_endpoint and api_key):
+    ready = False  # "Ctrl-C stops it." comes once its signal handlers are in place
+    while not (base_url and aws_endpoint and api_key and ready):
         try:
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
         except queue.Empty:
@@ -87,6 +88,8 @@ def start_gateway(*args: str, timeout: float = 60.0, sigint_ignored: bool = Fals
             aws_endpoint = line.split(": ", 1)[1].strip()
         elif line.startswith("api key (tenant local):"):
             api_key = line.split(": ", 1)[1].strip()
+        elif line.startswith("Ctrl-C stops it."):
+            ready = True
     return LocalGateway(process, base_url, aws_endpoint, api_key, output)
 
 

@@ -58,9 +58,9 @@ def _local(args: argparse.Namespace) -> int:
     print(f"api key (tenant local): {runtime.dev_key}", flush=True)
     for key, tenant in api_keys:
         print(f"registered key for tenant {tenant}: {key_id_of(key)}", flush=True)
-    _stop_on_signals()
-    print("Ctrl-C stops it.", flush=True)
     try:
+        _stop_on_signals()  # inside the try: a signal from here on is a clean stop
+        print("Ctrl-C stops it.", flush=True)
         runtime.serve_forever()
     except KeyboardInterrupt:
         print("stopping", flush=True)
