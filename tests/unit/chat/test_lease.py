@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ctxgate.chat.lease import SessionBusy, single_flight
+from ctxgate.chat.lease import FIRST_POLL_SECONDS, SessionBusy, single_flight
 
 from tests.fakes import MemoryStore
 
@@ -21,9 +21,23 @@ class Clock:
         self.now += seconds
 
 
-def hold(store: MemoryStore, clock: Clock, *, wait: float = 5.0, hold_for: float = 30.0):
+class LongestJitter:
+    """The jitter that always picks the longest interval allowed, so intervals can be compared exactly."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return high
+
+
+def hold(store: MemoryStore, clock: Clock, *, wait: float = 5.0, hold_for: float = 30.0, rng=None):
     return single_flight(
-        store, "t", "s", wait_until=clock.now + wait, hold_until=clock.now + hold_for, clock=clock, sleep=clock.sleep
+        store,
+        "t",
+        "s",
+        wait_until=clock.now + wait,
+        hold_until=clock.now + hold_for,
+        clock=clock,
+        sleep=clock.sleep,
+        rng=rng,
     )
 
 
@@ -47,7 +61,7 @@ def test_a_second_turn_waits_and_gets_409_session_busy_when_its_deadline_passes(
         pass
     assert busy.value.status == 409 and busy.value.code == "session_busy" and busy.value.retry_after >= 1
     assert clock.now - 1000.0 == pytest.approx(2.0, abs=0.01)  # it waited until its own deadline, no longer
-    assert all(s <= 0.3 for s in clock.slept)  # polling, with a bounded interval
+    assert all(s <= FIRST_POLL_SECONDS for s in clock.slept)  # polling, with a bounded interval
 
 
 def test_a_request_polls_sooner_the_longer_it_has_waited():
@@ -55,7 +69,7 @@ def test_a_request_polls_sooner_the_longer_it_has_waited():
     store, clock = MemoryStore(), Clock()
     store.leases[("t", "s")] = ("holder", clock.now + 60)
     # WHEN a request waits for it for five seconds
-    with pytest.raises(SessionBusy), hold(store, clock, wait=5.0):
+    with pytest.raises(SessionBusy), hold(store, clock, wait=5.0, rng=LongestJitter()):
         pass
     # THEN its polls come more often as it waits (the oldest waiter is the likeliest to take a freed lease)
     early, late = clock.slept[:3], clock.slept[-6:-1]
