@@ -55,8 +55,8 @@ class LocalRuntime:
         return f"http://{host}:{port}/v1"
 
     def serve_forever(self) -> None:
-        self.serving = True
-        try:
+        try:  # set inside the try: an interrupt right after it must still clear it
+            self.serving = True
             self.http_server.serve_forever(poll_interval=0.2)
         finally:
             self.serving = False

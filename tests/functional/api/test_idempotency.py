@@ -9,7 +9,7 @@ import pytest
 from aws_lambda_powertools.event_handler import Response
 
 from tests.conftest import FakeContext, load_event, load_function
-from tests.functional.api.routes.invocations import call, route_event
+from tests.functional.api.routes.invocations import call, route_event, stored_turns
 
 TURN = {"model": "echo", "messages": [{"role": "user", "content": "Book Lisbon, window seat."}]}
 
@@ -28,27 +28,17 @@ def run(api, body: dict, key: str) -> tuple[int, dict[str, str], str]:
     return call(api, FakeContext(), route_event("POST", "/v1/runs", body=body, headers={"idempotency-key": key}))
 
 
-def turns(aws) -> int:
-    return int(
-        aws.session.client("dynamodb").scan(
-            TableName=aws.table,
-            FilterExpression="begins_with(sk, :turn)",
-            ExpressionAttributeValues={":turn": {"S": "TURN#"}},
-        )["Count"]
-    )
-
-
 def test_a_repeated_chat_request_gets_the_first_response_without_a_second_turn(api, aws):
     # GIVEN a stateful chat request sent with an Idempotency-Key
     first = chat(api, TURN, "order-1042-attempt")
-    assert first[0] == 200 and turns(aws) == 2
+    assert first[0] == 200 and stored_turns(aws) == 2
     # WHEN the client times out and sends it again with the same key
     again = chat(api, TURN, "order-1042-attempt")
     # THEN it gets the first response (status, body and headers), marked as a replay, and no second turn is stored
     assert again[0] == 200 and json.loads(again[2]) == json.loads(first[2])
     assert again[1]["x-ctxgate-turn"] == first[1]["x-ctxgate-turn"] == "2"
     assert again[1]["idempotent-replayed"] == "true" and "idempotent-replayed" not in first[1]
-    assert turns(aws) == 2
+    assert stored_turns(aws) == 2
 
 
 def test_the_same_key_with_a_different_chat_body_is_a_422(api, aws):
@@ -58,7 +48,7 @@ def test_the_same_key_with_a_different_chat_body_is_a_422(api, aws):
     status, _, body = chat(api, {**TURN, "messages": [{"role": "user", "content": "Aisle, please."}]}, "reused-key")
     # THEN it is refused, and nothing more is stored
     assert status == 422 and json.loads(body)["error"]["code"] == "idempotency_key_reused"
-    assert turns(aws) == 2
+    assert stored_turns(aws) == 2
 
 
 def test_the_same_key_on_another_session_is_a_422_not_the_first_sessions_answer(api, aws):
@@ -71,7 +61,7 @@ def test_the_same_key_on_another_session_is_a_422_not_the_first_sessions_answer(
     status, _, body = call(api, FakeContext(), event)
     # THEN it is the key reused for another request: refused, not answered with the first session's reply
     assert status == 422 and json.loads(body)["error"]["code"] == "idempotency_key_reused"
-    assert turns(aws) == 2
+    assert stored_turns(aws) == 2
 
 
 def test_a_repeated_run_request_returns_the_same_run(api, aws):
@@ -128,7 +118,7 @@ def test_a_chat_duplicate_while_the_first_is_in_flight_is_a_409_and_runs_no_mode
     assert status == 409 and int(headers["retry-after"]) >= 1
     assert json.loads(body)["error"]["code"] == "idempotency_request_in_progress"
     assert len(calls) == 1 and results[0][0] == 200
-    assert turns(aws) == 4  # the warm-up's two turns and the first request's two
+    assert stored_turns(aws) == 4  # the warm-up's two turns and the first request's two
 
 
 def test_a_duplicate_while_the_first_is_in_flight_is_a_409(aws):
@@ -171,12 +161,12 @@ def test_a_repeated_responses_request_gets_the_first_response_without_a_second_t
     # GIVEN a response created with an Idempotency-Key (streamed or not)
     body = {"model": "echo", "input": "Book Lisbon.", "stream": stream}
     first = create_response(api, body, f"resp-{stream}")
-    assert first[0] == 200 and turns(aws) == 2
+    assert first[0] == 200 and stored_turns(aws) == 2
     # WHEN the request is sent again with the same key
     again = create_response(api, body, f"resp-{stream}")
     # THEN the first response is replayed whole (the same response id), and no second turn is stored
     assert again[0] == 200 and again[2] == first[2] and again[1]["idempotent-replayed"] == "true"
-    assert turns(aws) == 2
+    assert stored_turns(aws) == 2
 
 
 def test_a_repeated_conversation_creation_creates_one_conversation(api, aws):
@@ -191,4 +181,4 @@ def test_a_repeated_conversation_creation_creates_one_conversation(api, aws):
     )
     # THEN the same conversation comes back and only one was made
     assert first[0] == again[0] == 200 and json.loads(again[2])["id"] == json.loads(first[2])["id"]
-    assert turns(aws) == 1
+    assert stored_turns(aws) == 1

@@ -85,6 +85,12 @@ class ChatService:
         stream with an error and stores nothing)."""
         return ChatStream(self._stateful(caller, session_id, request, streaming=True))
 
+    def open_stream(self, caller: Caller, session_id: str | None, request: ChatRequest) -> ChatStream:
+        """:meth:`stateful_stream` on ``session_id``, or :meth:`stateless_stream` without one."""
+        if session_id is None:
+            return self.stateless_stream(caller, request)
+        return self.stateful_stream(caller, session_id, request)
+
     def _stateless(self, caller: Caller, request: ChatRequest, *, streaming: bool) -> TurnSteps:
         if request.budget_tokens is not None:  # no session to apply it to, but a bad value is still bad input
             validate_budget(request.budget_tokens)

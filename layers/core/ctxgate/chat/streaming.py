@@ -128,6 +128,14 @@ class ChatStream(Iterator[StreamEvent]):
         for _ in self:
             pass
 
+    def closing_after(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        """``chunks`` (this stream rendered in a wire format), closing the stream however they end: closed early
+        (the client left), the turn still finishes and stores what it has paid for."""
+        try:
+            yield from chunks
+        finally:
+            self.close()
+
 
 def failure_event(error: Exception) -> StreamFailed:
     """A failure after the first byte, as the stream's last event: a ctxgate error keeps its client-facing

@@ -29,3 +29,14 @@ def route_event(method: str, path: str, *, body: Any = None, query: Any = None, 
         event["body"] = json.dumps(body)
     event["headers"].update(headers or {})
     return event
+
+
+def stored_turns(aws: Any) -> int:
+    """How many turn items the sessions table holds, across every session."""
+    return int(
+        aws.session.client("dynamodb").scan(
+            TableName=aws.table,
+            FilterExpression="begins_with(sk, :turn)",
+            ExpressionAttributeValues={":turn": {"S": "TURN#"}},
+        )["Count"]
+    )

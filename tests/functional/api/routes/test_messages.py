@@ -9,7 +9,7 @@ import httpx
 import respx
 
 from tests.conftest import FakeContext, load_event
-from tests.functional.api.routes.invocations import call
+from tests.functional.api.routes.invocations import call, stored_turns
 
 UPSTREAM = "http://upstream.test/v1"
 
@@ -31,16 +31,6 @@ def count(api, body: dict | None = None, **changes) -> tuple[int, dict[str, str]
 
 def turn(text: str) -> dict:
     return {"model": "echo", "max_tokens": 256, "messages": [{"role": "user", "content": text}]}
-
-
-def turn_items(aws) -> int:
-    return int(
-        aws.session.client("dynamodb").scan(
-            TableName=aws.table,
-            FilterExpression="begins_with(sk, :turn)",
-            ExpressionAttributeValues={":turn": {"S": "TURN#"}},
-        )["Count"]
-    )
 
 
 def test_a_session_keeps_the_conversation_and_the_client_sends_only_new_messages(api, aws):
@@ -83,7 +73,7 @@ def test_a_streamed_message_is_anthropics_event_sequence_and_the_turn_is_stored(
         for line in text.splitlines()
         if line.startswith("data: ")
     )
-    assert turn_items(aws) == 2
+    assert stored_turns(aws) == 2
 
 
 def test_errors_are_in_anthropics_shape_with_the_request_id(api, aws):
@@ -95,7 +85,7 @@ def test_errors_are_in_anthropics_shape_with_the_request_id(api, aws):
     assert body["error"]["param"] == "max_tokens" and body["request_id"] == headers["request-id"]
     status, _, body = message(api, {**turn("x"), "model": "claude-nope"})
     assert status == 404 and body["error"] == {**body["error"], "type": "not_found_error", "code": "model_not_found"}
-    assert turn_items(aws) == 0
+    assert stored_turns(aws) == 0
 
 
 def test_the_inner_middlewares_refusals_are_in_anthropics_shape_too(api, aws, monkeypatch):
@@ -120,7 +110,7 @@ def test_a_key_limited_to_other_models_gets_a_permission_error_before_any_call(a
     event = load_event("messages_stateful.json")
     event["requestContext"]["authorizer"]["lambda"]["models"] = "gpt-only"
     status, _, body = send(api, event)
-    assert status == 403 and body["error"]["type"] == "permission_error" and turn_items(aws) == 0
+    assert status == 403 and body["error"]["type"] == "permission_error" and stored_turns(aws) == 0
 
 
 def test_a_failed_model_call_leaves_no_half_written_turn(api, aws, models_file, monkeypatch):
@@ -135,7 +125,7 @@ def test_a_failed_model_call_leaves_no_half_written_turn(api, aws, models_file, 
         status, _, body = message(api, {**turn("hello"), "model": "remote"})
     # THEN the client gets Anthropic's overloaded error, nothing of the upstream, and the session has no turn
     assert status == 503 and body["error"]["type"] == "overloaded_error" and "corp" not in json.dumps(body)
-    assert turn_items(aws) == 0
+    assert stored_turns(aws) == 0
 
 
 def test_any_provider_serves_it_an_openai_compatible_upstream_answers_a_tool_call(api, aws, models_file):
@@ -197,7 +187,7 @@ def test_count_tokens_on_a_session_is_the_context_the_next_turn_sends(api, aws):
     _, headers, _ = message(api, {**follow_up, "max_tokens": 256})
     # THEN the count is the context that turn sent (system prompt and history included), not the message alone
     assert counted == int(headers["x-ctxgate-context-tokens"]) > alone
-    assert turn_items(aws) == 4
+    assert stored_turns(aws) == 4
 
 
 def test_another_tenant_neither_reaches_the_session_nor_learns_its_size(api, aws):
@@ -216,7 +206,7 @@ def test_a_repeated_request_with_an_idempotency_key_is_served_once(api, aws):
     status, _, first = message(api, headers=key)
     _, again_headers, again = message(api, headers=key)
     assert status == 200 and again == first and again_headers["idempotent-replayed"] == "true"
-    assert turn_items(aws) == 2
+    assert stored_turns(aws) == 2
     status, _, body = message(api, turn("different"), headers=key)
     assert status == 422 and body["type"] == "error" and body["error"]["code"] == "idempotency_key_reused"
 
@@ -336,4 +326,4 @@ def test_a_streamed_request_with_an_idempotency_key_is_stored_whole_and_replayed
     status, _, first = message(api, {**turn("stream once"), "stream": True}, headers=key)
     _, headers, again = message(api, {**turn("stream once"), "stream": True}, headers=key)
     assert status == 200 and again == first and headers["idempotent-replayed"] == "true"
-    assert first.rstrip().endswith('data: {"type":"message_stop"}') and turn_items(aws) == 2
+    assert first.rstrip().endswith('data: {"type":"message_stop"}') and stored_turns(aws) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
@@ -19,7 +18,7 @@ from ctxgate.errors import InvalidRequest
 if TYPE_CHECKING:
     from ctxgate.api.wire.chat_completions import ChatCompletionRequest
     from ctxgate.chat.models import CacheOptions, ChatOutcome, ChatRequest
-    from ctxgate.chat.streaming import ChatStream, ChatStreamHead
+    from ctxgate.chat.streaming import ChatStreamHead
 
 router = APIGatewayHttpRouter()
 
@@ -91,26 +90,14 @@ def stream_chat(caller: Caller, session_id: str | None, request: ChatRequest, wi
     from ctxgate.api.wire.chat_completions import completion_chunks
     from ctxgate.bootstrap import chat_service
 
-    service = chat_service()
-    if session_id is None:
-        stream = service.stateless_stream(caller, request)
-    else:
-        stream = service.stateful_stream(caller, session_id, request)
+    stream = chat_service().open_stream(caller, session_id, request)
     chunks = completion_chunks(
         stream,
         wire.model,
         include_usage=bool((wire.stream_options or {}).get("include_usage")),
         final_usage=lambda: stream.outcome.usage if stream.outcome is not None else None,
     )
-    return event_stream_response(_closing(chunks, stream), turn_headers(stream.head))
-
-
-def _closing(chunks: Iterator[bytes], stream: ChatStream) -> Iterator[bytes]:
-    # Closed early (the client left), the stream still finishes and stores the turn it has paid for.
-    try:
-        yield from chunks
-    finally:
-        stream.close()
+    return event_stream_response(stream.closing_after(chunks), turn_headers(stream.head))
 
 
 def turn_headers(turn: ChatOutcome | ChatStreamHead) -> dict[str, str]:

@@ -11,7 +11,6 @@ shape: :func:`answer_in_anthropic_shape` runs outermost for them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
@@ -27,7 +26,6 @@ from ctxgate.errors import CtxgateError
 if TYPE_CHECKING:
     from ctxgate.auth.models import Caller
     from ctxgate.chat.models import ChatRequest
-    from ctxgate.chat.streaming import ChatStream
 
 router = APIGatewayHttpRouter()
 
@@ -106,11 +104,7 @@ def _stream_message(caller: Caller, session_id: str | None, request: ChatRequest
     from ctxgate.messages import Usage
     from ctxgate.tokens import count_messages
 
-    service = chat_service()
-    if session_id is None:
-        stream = service.stateless_stream(caller, request)
-    else:
-        stream = service.stateful_stream(caller, session_id, request)
+    stream = chat_service().open_stream(caller, session_id, request)
     plan = stream.head.plan
     prompt = Usage(prompt_tokens=plan.input_tokens if plan is not None else count_messages(request.messages))
     events = message_event_stream(
@@ -119,15 +113,7 @@ def _stream_message(caller: Caller, session_id: str | None, request: ChatRequest
         input_usage=prompt,
         final_usage=lambda: stream.outcome.usage if stream.outcome is not None else None,
     )
-    return event_stream_response(_closing(events, stream), turn_headers(stream.head))
-
-
-def _closing(chunks: Iterator[bytes], stream: ChatStream) -> Iterator[bytes]:
-    # Closed early (the client left), the stream still finishes and stores the turn it has paid for.
-    try:
-        yield from chunks
-    finally:
-        stream.close()
+    return event_stream_response(stream.closing_after(events), turn_headers(stream.head))
 
 
 @router.post(COUNT_TOKENS_PATH)

@@ -98,9 +98,8 @@ def stream_response(caller: Caller, request: ResponseRequest) -> Response:
 
     def chunks() -> Iterator[bytes]:
         try:
-            yield from sse_chunks(response_stream_events(opened, stream))
-        finally:  # closed early (the client left), the turn still finishes and stores what it has paid for
-            stream.close()
+            yield from stream.closing_after(sse_chunks(response_stream_events(opened, stream)))
+        finally:
             opened.end()
 
     return event_stream_response(chunks(), turn_headers(stream.head))
