@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
+from functools import partial
 
 from ctxgate.auth.models import Caller
 from ctxgate.cache.service import CacheLookup, ResponseCache
@@ -168,17 +169,22 @@ class ChatService:
                 clock=self.clock,
                 sleep=self.sleep,
             ):
+                turn = partial(self._turn, caller, config, session_id, request, system, new, pin_contents)
                 if streaming:
-                    return (yield from self._turn(caller, config, session_id, request, system, new, pin_contents, True))
-                return call_with_retry(
-                    lambda: finished(self._turn(caller, config, session_id, request, system, new, pin_contents, False)),
-                    self.conflict_policy,
-                    sleep=self.sleep,
-                )
+                    outcome = yield from turn(True)
+                else:
+                    outcome = call_with_retry(lambda: finished(turn(False)), self.conflict_policy, sleep=self.sleep)
         except AppendConflict:
             raise SessionConflict(
                 f"Session {session_id} kept changing under concurrent requests; retry the request."
             ) from None
+        # Caching the answer (an embedding and a few writes) needs the turn, not the session: done after the lease
+        # is released, so the next turn of the session does not wait for it. The entry's write is still refused
+        # if the session is being deleted.
+        if outcome.cache is not None and outcome.cache.response is None:
+            completion, usage, served_by = outcome.completion, outcome.usage, outcome.served_by
+            self._remember(caller.tenant, outcome.cache, completion, usage, served_by, session_id=session_id)
+        return outcome
 
     def _check_append_size(self, turns: int, pins: int) -> None:
         """The new turns, pins and the session's metadata must fit in the store's one atomic append."""
@@ -266,8 +272,6 @@ class ChatService:
             records=request.records(completion, usage, last_seq + 1, served_by) if request.records else None,
         )
         self.engine.request_compaction_if_due(tenant, session_id, planned, sum(tokens))
-        if lookup is not None and lookup.response is None:
-            self._remember(tenant, lookup, completion, usage, served_by, session_id=session_id)
         return ChatOutcome(completion, usage, served_by, session_id, turns[-1].seq, plan, lookup, hold.state)
 
     def _admit(self, caller: Caller, request: ChatRequest) -> ModelConfig:
