@@ -10,7 +10,7 @@ from ctxgate.context.models import CompactionRequest, ContextConfig, Epoch, Reca
 from ctxgate.context.summarize import Summarizer
 from ctxgate.providers.registry import ECHO_ONLY, ModelRouter
 from ctxgate.retry import RetryPolicy
-from ctxgate.sessions.models import Pin, SessionMeta, Turn, TurnPage
+from ctxgate.sessions.models import LeaseAttempt, Pin, SessionMeta, Turn, TurnPage
 from ctxgate.sessions.ports import AppendConflict
 
 
@@ -26,7 +26,8 @@ class MemoryStore:
         self.epoch_rows: dict[tuple[str, str], list[Epoch]] = {}
         self.shards: dict[str, RecallShard] = {}
         self.conflicts_to_inject = 0
-        self.leases: dict[tuple[str, str], tuple[str, float]] = {}
+        self.leases: dict[tuple[str, str], tuple[str, float, float]] = {}  # holder, until, held since
+        self.typical_holds: dict[tuple[str, str], float] = {}
         self.acquisitions = 0
         self.lock = threading.Lock()
 
@@ -35,17 +36,22 @@ class MemoryStore:
 
     def try_acquire(self, tenant, session_id, holder, *, now, until):
         with self.lock:
+            typical = self.typical_holds.get((tenant, session_id))
             current = self.leases.get((tenant, session_id))
             if current is not None and current[0] != holder and current[1] >= now:
-                return False
-            self.leases[(tenant, session_id)] = (holder, until)
+                return LeaseAttempt(acquired=False, held_since=current[2], typical_hold=typical)
+            self.leases[(tenant, session_id)] = (holder, until, now)
             self.acquisitions += 1
-            return True
+            return LeaseAttempt(acquired=True, typical_hold=typical)
 
-    def release(self, tenant, session_id, holder):
+    def release(self, tenant, session_id, holder, *, typical_hold):
         with self.lock:
             if self.leases.get((tenant, session_id), (None,))[0] == holder:
                 del self.leases[(tenant, session_id)]
+                if typical_hold is None:
+                    self.typical_holds.pop((tenant, session_id), None)
+                else:
+                    self.typical_holds[(tenant, session_id)] = typical_hold
 
     def turns(self, tenant, session_id, *, after=0, limit=None, through=None):
         rows = [t for t in self.rows.get((tenant, session_id), []) if after < t.seq <= (through or 10**10)]

@@ -8,6 +8,10 @@ have waited, until the lease is theirs or their own deadline is too close to ser
 
 DynamoDB has no queue to wait in, so arrival order is approximated: a newcomer polls slowly and a request polls
 faster the longer it has waited, so the oldest waiter is the likeliest to find the lease free when it is released.
+Polling is also paced by the session itself: each holder records how long the session's turns typically hold the
+lease, a busy lease tells a waiter since when it is held, and a waiter does not look again (much) before the holder
+is typically done. Every failed poll is a conditional write, so waiters that poll through a long turn cost
+capacity on AWS and, locally, CPU the turns they wait for need.
 """
 
 from __future__ import annotations
@@ -28,6 +32,11 @@ POLL_SPEEDUP = 0.05
 far as polling can be one), while newcomers poll slowly: every failed poll is a conditional write (a DynamoDB
 write unit on AWS, CPU on moto), and polling every 20 ms made 40 waiters cost more than the turns they waited for
 (``ctxgate bench contention``: 0.87-0.945 success before, see the README)."""
+HOLD_WEIGHT = 0.3
+"""Weight of the latest turn in the session's typical hold time (an exponential moving average)."""
+MAX_PACED_POLL_SECONDS = 2.0
+"""A waiter looks at least this often, however long the session's turns typically take (one slow turn raises the
+average for a while)."""
 
 
 class SessionBusy(CtxgateError):
@@ -62,14 +71,31 @@ def single_flight(
     holder = uuid.uuid4().hex
     jitter = rng or random.Random()
     arrived = clock()
-    while not leases.try_acquire(tenant, session_id, holder, now=clock(), until=hold_until):
-        remaining = wait_until - clock()
+    attempt = leases.try_acquire(tenant, session_id, holder, now=arrived, until=hold_until)
+    while not attempt.acquired:
+        now = clock()
+        remaining = wait_until - now
         if remaining <= 0:
             raise SessionBusy(f"Session {session_id} is serving another turn; retry shortly.", retry_after=1)
-        # The longer it has waited, the sooner it looks again.
-        delay = max(MIN_POLL_SECONDS, FIRST_POLL_SECONDS - POLL_SPEEDUP * (clock() - arrived))
+        # The longer it has waited, the sooner it looks again...
+        delay = max(MIN_POLL_SECONDS, FIRST_POLL_SECONDS - POLL_SPEEDUP * (now - arrived))
+        # ...but not while the holder is still well short of the session's typical turn.
+        expected = attempt.expected_release()
+        if expected is not None:
+            delay = max(delay, min(MAX_PACED_POLL_SECONDS, expected - now))
         sleep(min(remaining, jitter.uniform(delay / 2, delay)))
+        attempt = leases.try_acquire(tenant, session_id, holder, now=clock(), until=hold_until)
+    acquired = clock()
     try:
         yield
-    finally:
-        leases.release(tenant, session_id, holder)
+    except BaseException:
+        # A failed turn leaves the lease as it found it: the typical hold unchanged, and no item at all if there
+        # was none (a first turn that failed must not leave an item for a session that does not exist).
+        leases.release(tenant, session_id, holder, typical_hold=attempt.typical_hold)
+        raise
+    leases.release(tenant, session_id, holder, typical_hold=typical_hold(attempt.typical_hold, clock() - acquired))
+
+
+def typical_hold(previous: float | None, held: float) -> float:
+    """The session's typical hold time after a turn that held the lease ``held`` seconds."""
+    return held if previous is None else (1 - HOLD_WEIGHT) * previous + HOLD_WEIGHT * held

@@ -91,3 +91,19 @@ class SessionPage(BaseModel):
 
     meta: SessionMeta
     turns: TurnPage
+
+
+class LeaseAttempt(BaseModel):
+    """The outcome of one attempt at a session's lease."""
+
+    acquired: bool
+    held_since: float | None = None
+    """When the current holder took the lease (epoch seconds), if the attempt found it busy."""
+    typical_hold: float | None = None
+    """How long the session's turns have recently held the lease (seconds), as its last holder recorded it."""
+
+    def expected_release(self) -> float | None:
+        """When the current holder will likely be done (epoch seconds); None if nothing is known."""
+        if self.held_since is None or self.typical_hold is None:
+            return None
+        return self.held_since + self.typical_hold

@@ -7,7 +7,16 @@ from typing import Protocol
 
 from ctxgate.messages import Message
 from ctxgate.retry import RetryableError
-from ctxgate.sessions.models import Pin, Segment, SessionMeta, SessionRecord, StoredRecord, Turn, TurnPage
+from ctxgate.sessions.models import (
+    LeaseAttempt,
+    Pin,
+    Segment,
+    SessionMeta,
+    SessionRecord,
+    StoredRecord,
+    Turn,
+    TurnPage,
+)
 
 
 class AppendConflict(RetryableError):
@@ -79,21 +88,24 @@ class SessionStore(Protocol):
         """Rewrite one of the session's own turns (None: mark it deleted, out of every later context)."""
         ...
 
-    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> bool: ...
+    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> LeaseAttempt: ...
 
-    def release(self, tenant: str, session_id: str, holder: str) -> None: ...
+    def release(self, tenant: str, session_id: str, holder: str, *, typical_hold: float | None) -> None: ...
 
 
 class SessionLeases(Protocol):
     """One turn at a time per session: a lease with a holder and an expiry, so a holder that dies frees it."""
 
-    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> bool:
+    def try_acquire(self, tenant: str, session_id: str, holder: str, *, now: float, until: float) -> LeaseAttempt:
         """Take the session's lease for ``holder`` until ``until`` if it is free, expired, or already ``holder``'s.
-        Returns whether ``holder`` holds it now. Conditional: two holders can never both succeed."""
+        Conditional: two holders can never both succeed. Either way the attempt carries the session's
+        ``typical_hold``; when the lease is busy, also since when its holder has held it."""
         ...
 
-    def release(self, tenant: str, session_id: str, holder: str) -> None:
-        """Free the lease if ``holder`` still holds it (an expired lease someone else took is left alone)."""
+    def release(self, tenant: str, session_id: str, holder: str, *, typical_hold: float | None) -> None:
+        """Free the lease if ``holder`` still holds it (an expired lease someone else took is left alone), and
+        record the session's ``typical_hold`` (seconds) for the requests that wait for it next; None: none is known,
+        and nothing of the lease is left behind."""
         ...
 
 
