@@ -67,6 +67,11 @@ class Totals:
     """Time spent ranking evicted turns in each request that had any."""
     uncached_by_cause: dict[str, int] = field(default_factory=lambda: dict.fromkeys(UNCACHED_CAUSES, 0))
     """Input tokens the prefix cache did not serve, by what the request was (see ``uncached_cause``)."""
+    recall_by_kind: dict[str, list[int]] = field(
+        default_factory=lambda: {"question": [0, 0, 0], "statement": [0, 0, 0]}
+    )
+    """What the replay's own messages recalled, by whether they ask (``is_question``): [requests, requests with a
+    recall block, recalled tokens]. The QA questions asked after the replay are not among them."""
 
 
 def _content(turn: dict[str, Any]) -> str:
@@ -229,6 +234,14 @@ def run(
         "uncached_share_by_cause": {
             cause: round(tokens / max(1, totals.input_tokens), 4) for cause, tokens in totals.uncached_by_cause.items()
         },
+        "recall_by_message_kind": {
+            kind: {
+                "requests": requests,
+                "with_recall": with_recall,
+                "share_of_input": round(tokens / max(1, totals.input_tokens), 4),
+            }
+            for kind, (requests, with_recall, tokens) in totals.recall_by_kind.items()
+        },
         "recall_p50_ms": round(statistics.median(latency), 2),
         "recall_p99_ms": round(latency[min(len(latency) - 1, int(len(latency) * 0.99))], 2),
         "seconds": round(time.perf_counter() - started, 1),
@@ -318,6 +331,7 @@ def _replay(
 ) -> None:
     from ctxgate.auth.models import Caller
     from ctxgate.chat.models import ChatRequest
+    from ctxgate.context.recall import is_question
     from ctxgate.messages import GenerationParams, Message
     from ctxgate.tokens import REPLY_PRIMING_TOKENS, count_message, count_messages
     from ctxgate_local.sqs_delivery import deliver_once
@@ -366,6 +380,9 @@ def _replay(
         totals.modeled_cost += hit * CACHE_READ + write * CACHE_WRITE + max(0, total - hit - write)
         recalled_tokens = sum(s.tokens for s in plan.sections if s.name == "recalled")
         totals.recalled_tokens += recalled_tokens
+        asked = " ".join(text for role, _, text in request.new if role == "user")
+        kind = totals.recall_by_kind["question" if is_question(asked) else "statement"]
+        kind[0], kind[1], kind[2] = kind[0] + 1, kind[1] + bool(recalled_tokens), kind[2] + recalled_tokens
         totals.uncached_by_cause[uncached_cause(recalled_tokens, plan.summarised, summarised_before)] += total - hit
         summarised_before = plan.summarised
         if total + plan.budget.output_reserve > budget:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTEXT_KEYS = {
+    "recall_by_message_kind",
     "conversations",
     "questions",
     "evidence_recall",
@@ -102,6 +103,11 @@ def test_context_benchmark_json(tmp_path):
     assert abs(uncached - (1 - result["prefix_cache_hit_ratio"])) < 0.001
     assert result["uncached_share_by_cause"]["steady"] > 0  # every request sends a new message
     assert 0 < result["recall_p50_ms"] <= result["recall_p99_ms"]
+    kinds = result["recall_by_message_kind"]
+    assert set(kinds) == {"question", "statement"}
+    assert kinds["question"]["requests"] == 0  # the tiny conversation's replayed messages ask nothing
+    assert kinds["statement"]["requests"] > 0
+    assert kinds["statement"]["with_recall"] <= kinds["statement"]["requests"]
 
 
 def test_context_benchmark_replays_only_the_chosen_conversations(tmp_path):
