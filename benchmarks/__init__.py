@@ -30,6 +30,18 @@ def run(args: argparse.Namespace) -> int:
             limit=args.limit,
             conversations=args.conversations,
         )
+    if args.bench == "recall":
+        from benchmarks.recall import main as recall_main
+
+        return recall_main(
+            dataset=args.dataset,
+            room=args.room,
+            embeddings=args.embeddings,
+            conversations=args.conversations,
+            json_output=args.json,
+            rerank_model=args.rerank_model,
+            rerank_candidates=args.rerank_candidates,
+        )
     if args.bench == "cache":
         from benchmarks.cache import main as cache_main
 

@@ -118,6 +118,61 @@ def test_context_benchmark_replays_only_the_chosen_conversations(tmp_path):
     assert result["conversations"] == 2 and result["questions"] == 2
 
 
+RECALL_KEYS = {
+    "conversations",
+    "questions",
+    "room_tokens",
+    "embeddings",
+    "rerank_candidates",
+    "evidence_packed",
+    "evidence_packed_by_category",
+    "evidence_packed_by_conversation",
+    "evidence_within_rank",
+    "recall_tokens_for_all_evidence",
+    "question_gate",
+    "below_question_gate",
+    "seconds",
+    "rerank_model",
+}
+
+
+def test_recall_benchmark_json(tmp_path):
+    # GIVEN two tiny conversations whose one question names its evidence turn's words
+    dataset = tmp_path / "two.json"
+    dataset.write_text(json.dumps([tiny_conversation("a", length=60), tiny_conversation("b", length=60)]))
+    # WHEN the ranking alone is measured with every turn evicted
+    result = bench("recall", "--dataset", str(dataset), "--embeddings", "none", "--conversations", "1")
+    # THEN one JSON object with the documented keys, for the chosen conversation only, and the evidence is found
+    assert set(result) == RECALL_KEYS
+    assert result["conversations"] == 1 and result["questions"] == 1
+    assert result["evidence_packed_by_conversation"] == [{"id": "b", "questions": 1, "evidence_packed": 1}]
+    assert result["evidence_packed"] == 1.0 and result["evidence_packed_by_category"] == {"multi_hop": 1.0}
+    assert result["evidence_within_rank"] == {"20": 1.0, "50": 1.0, "100": 1.0}
+    assert 0 < result["recall_tokens_for_all_evidence"]["p50"] <= result["room_tokens"]
+    assert result["rerank_model"] is None and result["rerank_candidates"] is None
+
+
+def test_recall_benchmark_applies_the_rerank_stage(tmp_path):
+    from benchmarks.recall import run
+
+    # GIVEN a conversation whose evidence turn the fused ranking puts first, and room for only a few turns
+    dataset = tmp_path / "one.json"
+    dataset.write_text(json.dumps([tiny_conversation("a", length=60)]))
+    plain = run(dataset, room=80, embeddings="none", conversations_arg=None)
+    assert plain["evidence_packed"] == 1.0
+
+    # WHEN a re-ranker that likes the evidence turn least reorders every candidate
+    def dislikes_evidence(query: str, texts: list[str]) -> list[float]:
+        return [0.0 if "trip number 2." in t else 1.0 for t in texts]
+
+    reranked = run(
+        dataset, room=80, embeddings="none", conversations_arg=None, reranker=dislikes_evidence, rerank_candidates=100
+    )
+    # THEN its order is the one packed: the evidence no longer fits
+    assert reranked["evidence_packed"] == 0.0 and reranked["rerank_candidates"] == 100
+    assert reranked["evidence_within_rank"]["50"] == 0.0
+
+
 def test_cache_benchmark_json(tmp_path):
     pairs = [
         {"origin": "How do I open a savings account?", "similar": "How can I open a savings account?"},

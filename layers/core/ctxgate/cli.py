@@ -154,6 +154,26 @@ def parser() -> argparse.ArgumentParser:
     )
     context.add_argument("--json", action="store_true")
     context.set_defaults(func=_bench)
+    recall = kinds.add_parser("recall", help="the ranking alone on LoCoMo: every turn evicted, evidence packed")
+    recall.add_argument("--dataset", type=Path, required=True, help="a LoCoMo-format JSON file")
+    recall.add_argument(
+        "--room",
+        type=int,
+        default=1254,
+        help="recall tokens each question is packed into (default 1254: the recall share of a 4,096-token budget)",
+    )
+    recall.add_argument("--embeddings", choices=["local", "none"], default="local", help="fuse MiniLM cosine or not")
+    recall.add_argument(
+        "--conversations", default=None, metavar="INDEXES", help='only these conversations, e.g. "0-2" or "3,4"'
+    )
+    recall.add_argument(
+        "--rerank-model",
+        default=None,
+        help="also re-rank with this Bedrock model (real Bedrock), e.g. cohere.rerank-v3-5:0",
+    )
+    recall.add_argument("--rerank-candidates", type=int, default=50, help="candidates the re-ranker reorders")
+    recall.add_argument("--json", action="store_true")
+    recall.set_defaults(func=_bench)
     cache = kinds.add_parser("cache", help="GPTCache's similarity protocol through the response cache")
     cache.add_argument("--dataset", type=Path, required=True, help="a JSON list of {origin, similar} pairs")
     cache.add_argument("--threshold", type=float, default=None, help="semantic threshold (default: the setting)")
