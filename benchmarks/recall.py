@@ -60,19 +60,17 @@ def conversation_turns(conversation: dict[str, Any]) -> tuple[list[Any], dict[st
 
 def packing_costs(ranked: list[Any]) -> list[int]:
     """The recall tokens used once each ranked turn is packed, in rank order (``pack_recalled``'s line costs)."""
-    from ctxgate.context.quoting import quote_entry, recalled_entry, recalled_message
+    from ctxgate.context.assemble import recalled_line_cost
+    from ctxgate.context.quoting import recalled_message
     from ctxgate.context.recall import day_line
-    from ctxgate.tokens import count_message, count_text
+    from ctxgate.tokens import count_message
 
     used = count_message(recalled_message([]))
     days: set[str | None] = set()
     costs = []
     for scored in ranked:
-        day = day_line(scored.doc)
-        used += count_text("\n" + quote_entry(recalled_entry(scored.doc)))
-        if day and day not in days:
-            used += count_text("\n" + day)
-            days.add(day)
+        used += recalled_line_cost(scored.doc, days)
+        days.add(day_line(scored.doc))
         costs.append(used)
     return costs
 

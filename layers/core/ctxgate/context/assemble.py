@@ -209,17 +209,23 @@ def pack_recalled(ranked: list[Scored], budget: int, gate: float, exclude: set[i
         doc = scored.doc
         if doc.seq in exclude:
             continue
-        day = day_line(doc)
-        line = quote_entry(recalled_entry(doc))
-        cost = count_text("\n" + line) + (count_text("\n" + day) if day and day not in days else 0)
+        cost = recalled_line_cost(doc, days)
         if used + cost <= budget:
             chosen.append(doc)
-            days.add(day)
+            days.add(day_line(doc))
             used += cost
     # Token counts are not exactly additive across a join; drop the least relevant until the message fits.
     while chosen and count_message(recalled_message(chosen)) > budget:
         chosen.pop()
     return chosen
+
+
+def recalled_line_cost(doc: RecallDoc, days: set[str | None]) -> int:
+    """Tokens that listing ``doc`` adds to a recall block: its line, and its day's heading unless in ``days``."""
+    day = day_line(doc)
+    return count_text("\n" + quote_entry(recalled_entry(doc))) + (
+        count_text("\n" + day) if day and day not in days else 0
+    )
 
 
 def _last_run(messages: list[Message]) -> list[Message]:
