@@ -86,13 +86,18 @@ def session_time(text: str) -> float:
     return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC).timestamp()
 
 
+def session_keys(conv: dict[str, Any]) -> list[str]:
+    """A LoCoMo conversation's session keys ("session_1", "session_2", ...), in session order."""
+    return sorted((k for k in conv if re.fullmatch(r"session_\d+", k)), key=lambda k: int(k.split("_")[1]))
+
+
 def turn_times(conversation: dict[str, Any]) -> dict[str, float]:
     """dia_id -> when it was said: its session's date, plus ``SECONDS_PER_TURN`` per earlier turn of the session.
     A conversation without session dates starts on 1 January 2023 and advances a turn at a time."""
     conv = conversation["conversation"]
     times: dict[str, float] = {}
     clock = datetime(2023, 1, 1, tzinfo=UTC).timestamp()
-    for key in sorted((k for k in conv if re.fullmatch(r"session_\d+", k)), key=lambda k: int(k.split("_")[1])):
+    for key in session_keys(conv):
         if conv.get(f"{key}_date_time"):
             clock = max(clock, session_time(conv[f"{key}_date_time"]))
         for turn in conv[key]:
@@ -115,7 +120,7 @@ def requests_of(conversation: dict[str, Any]) -> list[Request]:
     """Group a conversation into requests: a run of speaker_a turns (after any unanswered speaker_b turns, sent
     along as assistant messages) and the speaker_b turn that answers it."""
     conv = conversation["conversation"]
-    keys = sorted((k for k in conv if re.fullmatch(r"session_\d+", k)), key=lambda k: int(k.split("_")[1]))
+    keys = session_keys(conv)
     turns = [t for k in keys for t in conv[k]]
     user = conv["speaker_a"]
     requests: list[Request] = []

@@ -23,12 +23,11 @@ access) over the best ``--rerank-candidates`` turns, so the re-ranker's gain can
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.context import CATEGORIES, _content, select, turn_times
+from benchmarks.context import CATEGORIES, _content, select, session_keys, turn_times
 
 if TYPE_CHECKING:
     from ctxgate.context.ranking import Reranker
@@ -45,10 +44,9 @@ def conversation_turns(conversation: dict[str, Any]) -> tuple[list[Any], dict[st
 
     conv = conversation["conversation"]
     times = turn_times(conversation)
-    keys = sorted((k for k in conv if re.fullmatch(r"session_\d+", k)), key=lambda k: int(k.split("_")[1]))
     turns: list[Turn] = []
     seq_of: dict[str, int] = {}
-    for key in keys:
+    for key in session_keys(conv):
         for raw in conv[key]:
             role = "user" if raw["speaker"] == conv["speaker_a"] else "assistant"
             message = Message(role=role, name=raw["speaker"], content=_content(raw))
@@ -130,7 +128,7 @@ def run(
     def percentile(p: int) -> int | None:
         if not needed:
             return None
-        value = needed[min(len(needed) - 1, max(0, -(-p * len(needed) // 100) - 1))]
+        value = needed[max(0, -(-p * len(needed) // 100) - 1)]  # nearest rank: the ceil(p% * n)-th smallest
         return None if value == float("inf") else int(value)
 
     return {
